@@ -1,4 +1,4 @@
-"""Write files so that a kill at any moment leaves either the old file or the new one, never half."""
+"""Write files so that a kill at any moment leaves the old file or the new one, never half."""
 
 from __future__ import annotations
 

@@ -66,5 +66,9 @@ class SkippedRow:
 
     @classmethod
     def from_error(cls, err: InputError) -> SkippedRow:
-        return cls(row=err.row if err.row is not None else -1, column=err.column or "",
-                   problem=err.problem, path=err.path)
+        return cls(
+            row=err.row if err.row is not None else -1,
+            column=err.column or "",
+            problem=err.problem,
+            path=err.path,
+        )

@@ -4,8 +4,8 @@ An encoder turns decoded inputs of one modality into *token states* (for cross-a
 *pooled vector*, and states both widths. Work is split in two stages so the data path can run them
 on different workers:
 
-* ``decode(value)``: a cell (file path or string) -> model-ready input. Pure CPU, thread-safe, raises
-  :class:`~polymodal.errors.InputError` for bad input. Runs in a thread pool.
+* ``decode(value)``: a cell (file path or string) -> model-ready input. Pure CPU, thread-safe,
+  raises :class:`~polymodal.errors.InputError` for bad input. Runs in a thread pool.
 * ``encode(items)``: a batch of decoded inputs -> one :class:`Embedding` per item. Uses the fastest
   runtime available (ONNX Runtime, CTranslate2, or torch), frozen.
 
@@ -83,7 +83,8 @@ class Encoder(ABC):
         """``n`` random decoded inputs of the right shape, for tests at tiny size."""
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.info.name!r}, {self.info.modality}, width={self.info.width})"
+        info = self.info
+        return f"{type(self).__name__}({info.name!r}, {info.modality}, width={info.width})"
 
 
 def _torch_module_base() -> type:

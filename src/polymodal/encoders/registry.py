@@ -70,7 +70,9 @@ def default_encoder_name(modality: Modality) -> str:
     raise ConfigError(f"no default encoder for modality {modality!s}")
 
 
-def build_encoder(name: str | Path, *, modality: Modality | None = None, tiny: bool = False) -> Encoder:
+def build_encoder(
+    name: str | Path, *, modality: Modality | None = None, tiny: bool = False
+) -> Encoder:
     """Build an encoder from a registered name, a local folder or a Hugging Face hub id.
 
     Registered names need no network. A folder is loaded with no network. A hub id is resolved

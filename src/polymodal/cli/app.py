@@ -1,0 +1,54 @@
+"""The ``polymodal`` command. Each verb lives in its own module; this file only assembles them."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from polymodal.errors import PolymodalError
+
+app = typer.Typer(
+    name="polymodal",
+    help="Fuse, align, search and describe every modality you have — offline.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _register() -> None:
+    from polymodal.cli import embed, inspect, models
+
+    app.command("models")(models.models)
+    app.command("inspect")(inspect.inspect)
+    app.command("embed")(embed.embed)
+
+
+def main() -> None:
+    """Entry point: run the app and turn polymodal's errors into one clear line, not a traceback."""
+    # Offline by default: a hub lookup must never hang on a closed network.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    _register()
+    try:
+        app(standalone_mode=False)
+    except PolymodalError as err:
+        print(f"polymodal: error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except typer.Abort:
+        sys.exit(130)
+    except Exception as err:  # click usage errors carry their own exit codes
+        import click
+
+        if isinstance(err, click.exceptions.ClickException):
+            err.show()
+            sys.exit(err.exit_code)
+        if isinstance(err, click.exceptions.Exit):
+            sys.exit(err.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()
