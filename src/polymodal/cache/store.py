@@ -1,9 +1,9 @@
 """A content-addressed embedding cache on disk that survives a kill at any moment.
 
 Keys are ``(encoder cache_id, content hash)``: the same photo under two names is encoded once,
-and a changed encoder or preprocessing version never serves stale vectors. The store is one SQLite file in
-WAL mode: every batch is a transaction, so a killed process leaves all committed batches readable and
-the interrupted one simply absent.
+and a changed encoder or preprocessing version never serves stale vectors. The store is one
+SQLite file in WAL mode: every batch is a transaction, so a killed process leaves all committed
+batches readable and the interrupted one simply absent.
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ class EmbeddingCache:
 
     # -- content keys -------------------------------------------------------------------------
     def file_key(self, path: Path) -> str:
-        """sha256 of a file's bytes, memoised by (path, size, mtime): unchanged files are not reread."""
+        """sha256 of a file's bytes, memoised by (path, size, mtime) to skip rereading."""
         st = path.stat()
         conn = self._conn()
         row = conn.execute(
