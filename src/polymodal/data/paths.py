@@ -1,0 +1,51 @@
+"""Resolve the file paths found in a table, refusing any that lead outside the table's folder."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+from polymodal.errors import InputError
+
+
+def resolve_path(value: str | Path, base: Path | None, *, allow_outside: bool = False) -> Path:
+    """Return the absolute, symlink-free path that ``value`` names.
+
+    A relative ``value`` is taken relative to ``base`` (or to the working folder when ``base`` is
+    None). When ``base`` is given, a path that ends up outside it, by ``..``, by being absolute,
+    or through a symlink, is refused unless ``allow_outside``: a table must not be able to make
+    the program read ``/etc/passwd``. Raises ``InputError`` naming ``value`` when the path is
+    refused or the file does not exist.
+    """
+    text = str(value)
+    if not text.strip():
+        raise InputError("empty path", path=text)
+    if "\x00" in text:
+        raise InputError("path contains a NUL character", path=text.replace("\x00", "\\0"))
+    candidate = Path(text)
+    root = None if base is None else Path(base).resolve()
+    try:
+        resolved = (candidate if root is None else root / candidate).resolve()
+    except (OSError, RuntimeError) as exc:  # a symlink loop, a name too long
+        raise InputError(f"cannot resolve path: {exc}", path=text) from None
+    if root is not None and not allow_outside and not resolved.is_relative_to(root):
+        raise InputError(f"path escapes the base folder {root} (it leads to {resolved})", path=text)
+    if not resolved.exists():
+        raise InputError("file not found", path=text)
+    return resolved
+
+
+def check_file(path: str | Path) -> Path:
+    """Return ``path`` if it is an existing, non-empty regular file; raise ``InputError`` if not."""
+    p = Path(path)
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        raise InputError("file not found", path=p) from None
+    except OSError as exc:
+        raise InputError(f"cannot read the file: {exc.strerror or exc}", path=p) from None
+    if stat.S_ISDIR(st.st_mode):
+        raise InputError("is a folder, not a file", path=p)
+    if st.st_size == 0:
+        raise InputError("zero-byte file", path=p)
+    return p

@@ -1,0 +1,114 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from polymodal.data.paths import check_file, resolve_path
+from polymodal.errors import InputError
+
+
+@pytest.fixture
+def base(tmp_path: Path) -> Path:
+    root = tmp_path / "table"
+    (root / "images").mkdir(parents=True)
+    (root / "images" / "a.jpg").write_bytes(b"x")
+    (tmp_path / "secret.txt").write_text("outside")
+    return root
+
+
+def test_relative_path_resolved_against_base(base: Path) -> None:
+    assert resolve_path("images/a.jpg", base) == (base / "images" / "a.jpg").resolve()
+    assert resolve_path("./images/../images/a.jpg", base) == (base / "images" / "a.jpg").resolve()
+
+
+def test_dotdot_escape_is_refused(base: Path) -> None:
+    with pytest.raises(InputError, match="path escapes the base folder") as err:
+        resolve_path("../../etc/passwd", base)
+    assert err.value.path == "../../etc/passwd"
+    assert "../../etc/passwd" in str(err.value)
+
+
+def test_escape_is_refused_even_when_the_target_is_absent(base: Path) -> None:
+    # Refusing first means a table cannot probe which outside files exist.
+    with pytest.raises(InputError, match="escapes"):
+        resolve_path("../no_such_file", base)
+
+
+def test_absolute_path_outside_base_is_refused(base: Path) -> None:
+    outside = str(base.parent / "secret.txt")
+    with pytest.raises(InputError, match="escapes") as err:
+        resolve_path(outside, base)
+    assert outside in str(err.value)
+
+
+def test_absolute_path_inside_base_is_fine(base: Path) -> None:
+    inside = str(base / "images" / "a.jpg")
+    assert resolve_path(inside, base) == Path(inside).resolve()
+
+
+def test_symlink_pointing_outside_is_refused(base: Path) -> None:
+    (base / "images" / "link.txt").symlink_to(base.parent / "secret.txt")
+    with pytest.raises(InputError, match="escapes") as err:
+        resolve_path("images/link.txt", base)
+    assert "images/link.txt" in str(err.value)
+
+
+def test_symlinked_folder_pointing_outside_is_refused(base: Path) -> None:
+    (base / "elsewhere").symlink_to(base.parent)
+    with pytest.raises(InputError, match="escapes"):
+        resolve_path("elsewhere/secret.txt", base)
+
+
+def test_symlink_inside_base_is_fine(base: Path) -> None:
+    (base / "alias.jpg").symlink_to(base / "images" / "a.jpg")
+    assert resolve_path("alias.jpg", base) == (base / "images" / "a.jpg").resolve()
+
+
+def test_allow_outside(base: Path) -> None:
+    secret = (base.parent / "secret.txt").resolve()
+    assert resolve_path("../secret.txt", base, allow_outside=True) == secret
+    assert resolve_path(str(secret), base, allow_outside=True) == secret
+
+
+def test_no_base_allows_absolute_and_cwd_relative(
+    base: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = (base.parent / "secret.txt").resolve()
+    assert resolve_path(str(secret), None) == secret
+    monkeypatch.chdir(base)
+    assert resolve_path("images/a.jpg", None) == (base / "images" / "a.jpg").resolve()
+    assert resolve_path("../secret.txt", None) == secret
+
+
+def test_missing_file(base: Path) -> None:
+    with pytest.raises(InputError, match="file not found") as err:
+        resolve_path("images/b.jpg", base)
+    assert "images/b.jpg" in str(err.value)
+
+
+@pytest.mark.parametrize("value", ["", "   "])
+def test_empty_path(base: Path, value: str) -> None:
+    with pytest.raises(InputError, match="empty path"):
+        resolve_path(value, base)
+
+
+def test_symlink_loop(base: Path) -> None:
+    os.symlink(base / "loop", base / "loop")
+    # Python 3.11-3.12 report the loop; 3.13 resolves it to a path that does not exist.
+    with pytest.raises(InputError, match=r"loop|file not found"):
+        resolve_path("loop", base)
+
+
+def test_check_file(tmp_path: Path) -> None:
+    good = tmp_path / "a.bin"
+    good.write_bytes(b"1")
+    assert check_file(good) == good
+    (tmp_path / "empty").write_bytes(b"")
+    with pytest.raises(InputError, match="zero-byte file"):
+        check_file(tmp_path / "empty")
+    with pytest.raises(InputError, match="is a folder"):
+        check_file(tmp_path)
+    with pytest.raises(InputError, match="file not found"):
+        check_file(tmp_path / "nope")
