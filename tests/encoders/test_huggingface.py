@@ -27,7 +27,7 @@ from PIL import Image
 from polymodal.encoders import huggingface
 from polymodal.encoders.base import Encoder
 from polymodal.encoders.registry import build_encoder
-from polymodal.errors import ConfigError
+from polymodal.errors import ConfigError, InputError
 from polymodal.modality import Modality
 from tests.conftest import shared_data
 
@@ -409,6 +409,35 @@ def test_sentence_transformers_folder_matches_sentence_transformers(
     assert enc.decode(long_text).truncated  # max_seq_length 16 from sentence_bert_config.json
 
 
+def test_sentence_transformers_folder_with_the_model_in_a_subfolder(tmp_path: Path) -> None:
+    """Older sentence-transformers folders keep the transformer in ``0_Transformer/``."""
+    st = pytest.importorskip("sentence_transformers")
+    folder = bert_folder(tmp_path / "st", pooling={"pooling_mode_mean_tokens": True})
+    sub = folder / "0_Transformer"
+    sub.mkdir()
+    for f in [*folder.glob("*.json"), *folder.glob("*.txt"), *folder.glob("*.safetensors")]:
+        if f.name != "modules.json":
+            f.rename(sub / f.name)
+    modules = json.loads((folder / "modules.json").read_text())
+    modules[0]["path"] = "0_Transformer"
+    (folder / "modules.json").write_text(json.dumps(modules))
+    enc = build_encoder(str(folder))
+    ours = check_outputs(enc, [enc.decode(t) for t in SENTENCES])
+    theirs = st.SentenceTransformer(str(folder), device="cpu").encode(list(SENTENCES))
+    np.testing.assert_allclose(ours, theirs, atol=TOL)
+
+
+def test_text_decode_is_thread_safe(checkpoints: Callable) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    enc = build_encoder(str(checkpoints("bert")))
+    texts = [f"{SENTENCES[i % 3]} {'word ' * (i % 90)}" for i in range(300)]
+    with ThreadPoolExecutor(8) as pool:
+        parallel = list(pool.map(enc.decode, texts))
+    for text, item in zip(texts, parallel, strict=True):
+        np.testing.assert_array_equal(item.ids, enc.decode(text).ids)
+
+
 def test_sentence_transformers_unsupported_module_is_refused(tmp_path: Path) -> None:
     folder = bert_folder(tmp_path, pooling={"pooling_mode_mean_tokens": True})
     modules = json.loads((folder / "modules.json").read_text())
@@ -633,6 +662,53 @@ def test_clap_audio_tower_gives_get_audio_features(checkpoints: Callable, wavs: 
         expected = model.get_audio_features(**enc.collate(items))
     np.testing.assert_allclose(pooled, _tensor(expected).numpy(), atol=TOL)
     check_training(enc)
+
+
+# ------------------------------------------------------------------------------ bad input
+def test_bad_inputs_raise_input_error_naming_the_file(
+    checkpoints: Callable, tmp_path: Path
+) -> None:
+    not_media = tmp_path / "notes.jpg"
+    not_media.write_text("this is not a picture")
+    image_enc = build_encoder(str(checkpoints("vit")))
+    with pytest.raises(InputError, match=r"notes\.jpg"):
+        image_enc.decode(str(not_media))
+    audio_enc = build_encoder(str(checkpoints("whisper")))
+    with pytest.raises(InputError, match=r"notes\.jpg"):
+        audio_enc.decode(str(not_media))
+    with pytest.raises(InputError, match="empty"):
+        build_encoder(str(checkpoints("bert"))).decode(" \n\t ")
+
+
+def test_audio_shorter_than_the_feature_encoder_is_refused(
+    checkpoints: Callable, tmp_path: Path
+) -> None:
+    enc = build_encoder(str(checkpoints("wav2vec2")))
+    assert enc.min_samples == 10 + 3 * 5 + 3 * 20  # receptive field of the tiny conv stack
+    blip = tmp_path / "blip.wav"
+    sf.write(blip, np.full(50, 0.1, dtype=np.float32), 16000)  # 3 ms
+    with pytest.raises(InputError, match="too short"):
+        enc.decode(str(blip))
+
+
+def test_sharded_checkpoint_loads_with_a_checksum_over_its_shards(
+    checkpoints: Callable, tmp_path: Path
+) -> None:
+    whole = build_encoder(str(checkpoints("bert")))
+    model = transformers.AutoModel.from_pretrained(checkpoints("bert"))
+    model.save_pretrained(tmp_path, max_shard_size="1MB")
+    _minilm_tokenizer_files(tmp_path)
+    assert (tmp_path / "model.safetensors.index.json").is_file()
+    sharded = build_encoder(str(tmp_path))
+    assert (
+        sharded.info.source.checksum and sharded.info.source.checksum != whole.info.source.checksum
+    )
+    items = [whole.decode(s) for s in SENTENCES]
+    np.testing.assert_allclose(
+        np.stack([e.pooled for e in sharded.encode(items)]),
+        np.stack([e.pooled for e in whole.encode(items)]),
+        atol=TOL,
+    )
 
 
 # ------------------------------------------------------------------ naming, hub and errors

@@ -29,7 +29,7 @@ from polymodal.encoders.hf_common import (
     masked_mean,
     quiet_transformers,
 )
-from polymodal.errors import ConfigError
+from polymodal.errors import ConfigError, InputError
 from polymodal.modality import Modality
 
 # Waveform models attend over every frame (50 per second): bound the cost of very long files.
@@ -119,12 +119,18 @@ class _AudioEncoder(HFEncoder):
         self.extractor = extractor
         self.sample_rate = int(extractor.sampling_rate)
         self.max_seconds = max_seconds
+        self.min_samples = 1  # shorter clips give the model no frame at all
 
     def decode(self, value: str) -> Any:
         """Read one audio file (its first ``max_seconds``); unusable files raise InputError."""
         from polymodal.data.readers.audio import read_audio
 
         audio = read_audio(value, sample_rate=self.sample_rate, max_seconds=self.max_seconds)
+        if len(audio) < self.min_samples:
+            need, got = (1000 * n / self.sample_rate for n in (self.min_samples, len(audio)))
+            raise InputError(
+                f"audio too short for this model: {got:.1f} ms, it needs {need:.1f} ms", path=value
+            )
         return self.featurize(audio[: round(self.max_seconds * self.sample_rate)])
 
     def featurize(self, audio: np.ndarray) -> Any:
@@ -248,9 +254,19 @@ def _wave(checkpoint: Checkpoint, extractor: Any) -> WaveEncoder:
     info = _info(checkpoint, width, width, extractor, MAX_WAVE_SECONDS, "mean")
     # Without an attention mask (group-norm models) padding changes the result: encode one
     # clip at a time so an embedding never depends on its batch.
-    return WaveEncoder(
+    encoder = WaveEncoder(
         info, module, extractor, max_seconds=MAX_WAVE_SECONDS, batch_size=16 if use_mask else 1
     )
+    encoder.min_samples = receptive_field(convs)
+    return encoder
+
+
+def receptive_field(convs: tuple[tuple[int, int], ...]) -> int:
+    """Samples the convolutional feature encoder needs to produce one frame."""
+    field = 1
+    for kernel, stride in reversed(convs):
+        field = (field - 1) * stride + kernel
+    return field
 
 
 def _clap(checkpoint: Checkpoint, extractor: Any) -> ClapAudioEncoder:
