@@ -485,6 +485,46 @@ def _tensor(output: Any) -> torch.Tensor:
     return output if isinstance(output, torch.Tensor) else output.pooler_output
 
 
+@pytest.mark.parametrize(
+    ("tower", "modality", "width"),
+    [
+        ("CLIPTextModelWithProjection", Modality.TEXT, 16),
+        ("CLIPTextModel", Modality.TEXT, 32),
+        ("CLIPVisionModelWithProjection", Modality.IMAGE, 16),
+        ("CLIPVisionModel", Modality.IMAGE, 32),
+    ],
+)
+def test_clip_tower_saved_alone(
+    checkpoints: Callable, tmp_path: Path, jpegs: list[Path], tower: str, modality: Modality,
+    width: int,
+) -> None:  # fmt: skip
+    """A folder holding one CLIP tower (model_type clip_text_model / clip_vision_model)."""
+    full = checkpoints("clip")
+    cls = getattr(transformers, tower)
+    config = transformers.CLIPConfig.from_pretrained(full)
+    sub = config.text_config if modality == Modality.TEXT else config.vision_config
+    sub.projection_dim = config.projection_dim
+    cls.from_pretrained(full, config=sub).save_pretrained(tmp_path)
+    for name in ("tokenizer.json", "tokenizer_config.json", "preprocessor_config.json"):
+        shutil.copy(full / name, tmp_path / name)
+    enc = build_encoder(str(tmp_path), modality=modality)
+    assert enc.info.width == width
+    items = (
+        [enc.decode(s) for s in SENTENCES]
+        if modality == Modality.TEXT
+        else [enc.decode(str(p)) for p in jpegs]
+    )
+    pooled = check_outputs(enc, items)
+    with torch.no_grad():
+        out = _direct(cls, tmp_path)(**enc.collate(items))
+    expected = getattr(out, "text_embeds", None)
+    if expected is None:
+        expected = getattr(out, "image_embeds", None)
+    if expected is None:
+        expected = out.pooler_output
+    np.testing.assert_allclose(pooled, expected.numpy(), atol=TOL)
+
+
 # --------------------------------------------------------------------------------- image
 def test_clip_vision_tower_gives_get_image_features(
     checkpoints: Callable, jpegs: list[Path]

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from polymodal.encoders.base import EncoderInfo
 from polymodal.encoders.hf_common import (
     Checkpoint,
     HFEncoder,
@@ -113,7 +114,13 @@ class _AudioEncoder(HFEncoder):
     """decode = read_audio at the feature extractor's rate, then :meth:`featurize`."""
 
     def __init__(
-        self, info: Any, module: HFModule, extractor: Any, *, max_seconds: float, batch_size: int
+        self,
+        info: EncoderInfo,
+        module: HFModule,
+        extractor: Any,
+        *,
+        max_seconds: float,
+        batch_size: int,
     ) -> None:
         super().__init__(info, module, batch_size=batch_size)
         self.extractor = extractor
@@ -309,7 +316,7 @@ def _info(
     extractor: Any,
     max_seconds: float,
     pooling: str,
-) -> Any:
+) -> EncoderInfo:
     return build_info(
         checkpoint,
         modality=Modality.AUDIO,

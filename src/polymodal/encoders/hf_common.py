@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import inspect
 import json
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import torch
 from polymodal.encoders.base import Embedding, Encoder, EncoderInfo, EncoderModule
 from polymodal.encoders.weights import WeightSource, fast_checksum
 from polymodal.errors import ConfigError
+from polymodal.modality import Modality
 
 # Weight files in the order transformers itself prefers them.
 _WEIGHT_FILES = (
@@ -186,8 +188,6 @@ def load_config(folder: Path) -> Any:
 
 def accepts(model: Any, argument: str) -> bool:
     """True when ``model.forward`` takes ``argument`` (tells text, image and audio models apart)."""
-    import inspect
-
     return argument in inspect.signature(model.forward).parameters
 
 
@@ -278,8 +278,12 @@ class HFEncoder(Encoder):
         return 0
 
     def encode(self, items: Sequence[Any], *, tokens: bool = False) -> list[Embedding]:
-        """Embed a batch in eval mode with no gradients; token states keep only real tokens."""
+        """Embed a batch in eval mode with no gradients; token states keep only real tokens.
+
+        Runs wherever the module's weights are (move ``module()`` to a GPU to encode there).
+        """
         module = self._module
+        device = next(module.parameters()).device
         was_training = module.training
         module.eval()
         order = sorted(range(len(items)), key=lambda i: self.item_length(items[i]))
@@ -288,10 +292,11 @@ class HFEncoder(Encoder):
             with torch.inference_mode():
                 for start in range(0, len(order), self.batch_size):
                     chunk = order[start : start + self.batch_size]
-                    hidden, mask, pooled = module(self.collate([items[i] for i in chunk]))
-                    pooled_np = pooled.float().numpy()
+                    batch = self.collate([items[i] for i in chunk])
+                    hidden, mask, pooled = module({k: v.to(device) for k, v in batch.items()})
+                    pooled_np = pooled.float().cpu().numpy()
                     for row, i in enumerate(chunk):
-                        kept = hidden[row][mask[row]].float().numpy() if tokens else None
+                        kept = hidden[row][mask[row]].float().cpu().numpy() if tokens else None
                         out[i] = Embedding(pooled=pooled_np[row].copy(), tokens=kept)
         finally:
             module.train(was_training)
@@ -301,15 +306,13 @@ class HFEncoder(Encoder):
 def build_info(
     checkpoint: Checkpoint,
     *,
-    modality: Any,
+    modality: Modality,
     width: int,
     token_width: int,
     description: str,
     preprocessing: dict[str, Any],
 ) -> EncoderInfo:
     """EncoderInfo for a loaded checkpoint, recording the preprocessing its embeddings depend on."""
-    from dataclasses import replace
-
     steps = tuple((k, str(v)) for k, v in preprocessing.items())
     return EncoderInfo(
         name=checkpoint.name,

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from polymodal.encoders.base import EncoderInfo
 from polymodal.encoders.hf_common import (
     Checkpoint,
     HFEncoder,
@@ -176,7 +177,7 @@ class HFImageEncoder(HFEncoder):
     """Image file -> read_image -> the checkpoint's resize/crop/normalise -> model."""
 
     def __init__(
-        self, info: Any, module: ImageModule, recipe: PixelRecipe, *, batch_size: int = 16
+        self, info: EncoderInfo, module: ImageModule, recipe: PixelRecipe, *, batch_size: int = 16
     ) -> None:
         super().__init__(info, module, batch_size=batch_size)
         self.recipe = recipe

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from polymodal.encoders.base import EncoderInfo
 from polymodal.encoders.hf_common import (
     Checkpoint,
     HFEncoder,
@@ -60,16 +61,18 @@ _OFFSET_POSITIONS = frozenset(
 
 @dataclass(frozen=True)
 class TextTower:
-    """The text half of a two-tower checkpoint: its class, and what HF calls its embedding."""
+    """The text tower of a CLIP-like checkpoint: its class, the sub-config it lives in (None
+    when the folder holds the tower alone), and the output HF calls its embedding."""
 
     model_class: str
+    sub_config: str | None
     pooled: str
     normalize: bool  # as the checkpoint's own get_text_features does
 
 
 TOWERS = {
-    "clip": TextTower("CLIPTextModelWithProjection", "text_embeds", normalize=False),
-    "clap": TextTower("ClapTextModelWithProjection", "text_embeds", normalize=True),
+    "clip": TextTower("CLIPTextModelWithProjection", "text_config", "text_embeds", False),
+    "clap": TextTower("ClapTextModelWithProjection", "text_config", "text_embeds", True),
 }
 
 
@@ -81,6 +84,7 @@ class SentenceTransformersLayout:
     pooling: tuple[str, ...]
     normalize: bool
     max_tokens: int | None
+    lowercase: bool
 
 
 @dataclass(frozen=True)
@@ -113,11 +117,17 @@ def sentence_transformers_layout(root: Path) -> SentenceTransformersLayout | Non
                 f"{root}: sentence-transformers module {kind!r} is not supported "
                 "(only Transformer, Pooling and Normalize)"
             )
-    max_tokens = None
+    settings: dict[str, Any] = {}
     for base in (root, folder):
         if (base / "sentence_bert_config.json").is_file():
-            max_tokens = read_json(base / "sentence_bert_config.json").get("max_seq_length")
-    return SentenceTransformersLayout(folder, pooling, normalize, max_tokens)
+            settings = read_json(base / "sentence_bert_config.json")
+    return SentenceTransformersLayout(
+        folder,
+        pooling,
+        normalize,
+        max_tokens=settings.get("max_seq_length"),
+        lowercase=bool(settings.get("do_lower_case")),
+    )
 
 
 def _st_pooling(config: dict[str, Any], path: Path) -> tuple[str, ...]:
@@ -184,12 +194,14 @@ class HFTextEncoder(HFEncoder):
 
     def __init__(
         self,
-        info: Any,
+        info: EncoderInfo,
         module: TextModule,
         tokenizer: Any,
         *,
         pad_id: int,
         max_tokens: int,
+        truncation_side: str = "right",
+        lowercase: bool = False,
         batch_size: int = 32,
     ) -> None:
         super().__init__(info, module, batch_size=batch_size)
@@ -197,16 +209,17 @@ class HFTextEncoder(HFEncoder):
 
         self._tokenizer = Tokenizer.from_str(tokenizer.to_str())
         self._tokenizer.no_padding()
-        self._tokenizer.enable_truncation(max_tokens)
+        self._tokenizer.enable_truncation(max_tokens, direction=truncation_side)
         self.pad_id = pad_id
         self.max_tokens = max_tokens
+        self.lowercase = lowercase  # sentence-transformers' do_lower_case
 
     def decode(self, value: str) -> TokenIds:
         """Normalise and tokenise one cell; empty text raises InputError."""
         from polymodal.data.readers.text import read_text
 
         text = read_text(value, max_chars=MAX_CHARS)
-        encoding = self._tokenizer.encode(text.text)
+        encoding = self._tokenizer.encode(text.text.lower() if self.lowercase else text.text)
         ids = np.asarray(encoding.ids, dtype=np.int64)
         return TokenIds(ids, truncated=text.truncated or bool(encoding.overflowing))
 
@@ -236,11 +249,12 @@ class HFTextEncoder(HFEncoder):
 
 def load_text(checkpoint: Checkpoint, layout: SentenceTransformersLayout | None) -> HFTextEncoder:
     """A text encoder for ``checkpoint`` (``layout`` when it is a sentence-transformers folder)."""
-    tower = TOWERS.get(checkpoint.model_type)
+    tower = _tower(checkpoint)
     if tower is not None:
         model = _load_tower(checkpoint, tower)
         pooled_attr, pooling, normalize = tower.pooled, (), tower.normalize
-        width = int(model.config.projection_dim)
+        projected = tower.pooled != "pooler_output"
+        width = int(model.config.projection_dim if projected else model.config.hidden_size)
         pooling_name = f"{tower.model_class}.{tower.pooled}"
     else:
         model = _load_auto(checkpoint)
@@ -268,17 +282,33 @@ def load_text(checkpoint: Checkpoint, layout: SentenceTransformersLayout | None)
     )
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     return HFTextEncoder(
-        info, module, tokenizer.backend_tokenizer, pad_id=int(pad_id), max_tokens=max_tokens
+        info,
+        module,
+        tokenizer.backend_tokenizer,
+        pad_id=int(pad_id),
+        max_tokens=max_tokens,
+        truncation_side=str(getattr(tokenizer, "truncation_side", "right")),
+        lowercase=bool(layout and layout.lowercase),
     )
+
+
+def _tower(checkpoint: Checkpoint) -> TextTower | None:
+    if checkpoint.model_type == "clip_text_model":
+        if "CLIPTextModelWithProjection" in checkpoint.architectures:
+            return TextTower("CLIPTextModelWithProjection", None, "text_embeds", False)
+        return TextTower("CLIPTextModel", None, "pooler_output", False)
+    return TOWERS.get(checkpoint.model_type)
 
 
 def _load_tower(checkpoint: Checkpoint, tower: TextTower) -> torch.nn.Module:
     import transformers
 
-    full = load_config(checkpoint.folder)
-    config = full.text_config
-    # Sub-configs do not inherit the checkpoint's projection width.
-    config.projection_dim = full.projection_dim
+    config = None
+    if tower.sub_config is not None:
+        full = load_config(checkpoint.folder)
+        config = getattr(full, tower.sub_config)
+        # Sub-configs do not inherit the checkpoint's projection width.
+        config.projection_dim = full.projection_dim
     model, _ = load_model(
         getattr(transformers, tower.model_class), checkpoint.folder, config=config
     )
