@@ -407,6 +407,9 @@ def test_sentence_transformers_folder_matches_sentence_transformers(
     np.testing.assert_allclose(ours, theirs, atol=TOL)
     np.testing.assert_allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)  # Normalize module
     assert enc.decode(long_text).truncated  # max_seq_length 16 from sentence_bert_config.json
+    # A different max length is a different embedding: the cache key must change.
+    (folder / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 8}))
+    assert build_encoder(str(folder)).info.cache_id != enc.info.cache_id
 
 
 def test_sentence_transformers_folder_with_the_model_in_a_subfolder(tmp_path: Path) -> None:

@@ -49,6 +49,7 @@ _LAYER_PATHS = (
 # Parameters used only to mask inputs in self-supervised pre-training; an encoder never uses
 # them, so they would sit in the fine-tuning set without ever getting a gradient.
 _MASKING_ONLY = ("embeddings.mask_token", "masked_spec_embed")
+PREPROCESS_VERSION = "1"  # bump when decoding code changes what an embedding is
 _LICENCE = re.compile(r"^licen[cs]e:\s*(\S+)\s*$", re.MULTILINE)
 
 
@@ -314,6 +315,8 @@ def build_info(
 ) -> EncoderInfo:
     """EncoderInfo for a loaded checkpoint, recording the preprocessing its embeddings depend on."""
     steps = tuple((k, str(v)) for k, v in preprocessing.items())
+    # Cached embeddings must not survive an edited preprocessor config or max length.
+    digest = hashlib.sha256(repr(steps).encode()).hexdigest()[:8]
     return EncoderInfo(
         name=checkpoint.name,
         modality=modality,
@@ -321,5 +324,6 @@ def build_info(
         token_width=int(token_width),
         source=replace(checkpoint.source, preprocessing=steps),
         description=description,
+        preprocess_version=f"{PREPROCESS_VERSION}-{digest}",
         extra={"model_type": checkpoint.model_type, **preprocessing},
     )
