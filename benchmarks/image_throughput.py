@@ -30,15 +30,9 @@ from PIL import Image
 
 from polymodal.encoders.image_efficientnet import (
     DEFAULT_BATCH_SIZE,
-    IMAGE_SIZE,
-    MEAN,
-    RESAMPLE,
-    RESIZE_SIZE,
-    STD,
     EfficientNetEncoder,
     efficientnet_lite0,
 )
-from polymodal.encoders.image_preprocess import preprocess_image, stack_batch
 
 
 def shared_data() -> Path:
@@ -76,13 +70,9 @@ def naive(enc: EfficientNetEncoder, paths: Sequence[Path], batch_size: int = 32)
         for path in paths[start : start + batch_size]:
             with Image.open(path) as img:
                 rgb = img.convert("RGB")
-            items.append(
-                preprocess_image(
-                    rgb, size=RESIZE_SIZE, crop=IMAGE_SIZE, mean=MEAN, std=STD, resample=RESAMPLE
-                )
-            )
+            items.append(enc.preprocess(rgb))
         with torch.inference_mode():
-            module.features(torch.from_numpy(stack_batch(items)))
+            module(enc.collate(items))
 
 
 def model_only(enc: EfficientNetEncoder, decoded: Sequence[np.ndarray]) -> None:

@@ -19,6 +19,7 @@ from polymodal.encoders.image_efficientnet import (
     efficientnet_lite0,
     imagenet_class_names,
 )
+from polymodal.encoders.image_preprocess import resize_and_crop
 from polymodal.errors import InputError
 from polymodal.modality import Modality
 
@@ -136,10 +137,33 @@ def test_encode_batches_larger_inputs_the_same(tiny: EfficientNetEncoder) -> Non
 
 
 def test_decode_a_jpeg(tiny: EfficientNetEncoder, tmp_path: Path) -> None:
-    out = tiny.decode(str(_jpeg(tmp_path / "a.jpg")))
+    path = _jpeg(tmp_path / "a.jpg")
+    out = tiny.decode(str(path))
     assert out.shape == (3, 64, 64)
-    assert out.dtype == np.float32
-    assert -1.0 <= out.min() < out.max() <= 1.0  # (x - 127) / 128
+    assert out.dtype == np.uint8  # normalisation is inside the network
+    assert out.flags.c_contiguous
+    # Channels first: the decoded array is the resized, centre-cropped image, transposed.
+    image = Image.open(path).convert("RGB")
+    expected = resize_and_crop(image, size=73, crop=64, resample="bilinear")
+    np.testing.assert_array_equal(out.transpose(1, 2, 0), np.asarray(expected))
+
+
+def test_decode_of_a_large_jpeg_uses_draft_and_stays_faithful(
+    tiny: EfficientNetEncoder, tmp_path: Path
+) -> None:
+    from polymodal.data.readers.image import read_image
+
+    # A smooth photo-like image: DCT-domain downscaling only differs from Pillow's by rounding.
+    x = np.linspace(0, 4 * np.pi, 1600)
+    y = np.linspace(0, 3 * np.pi, 1200)[:, None]
+    rgb = np.stack([np.sin(x + y), np.cos(x - y), np.sin(x * 0.5) * np.cos(y)], axis=-1)
+    path = tmp_path / "big.jpg"
+    Image.fromarray(((rgb + 1) * 127.5).astype(np.uint8)).save(path, quality=92)
+    fast = tiny.decode(str(path))
+    full = tiny.preprocess(read_image(path))
+    assert fast.shape == full.shape == (3, 64, 64)
+    assert np.abs(fast.astype(np.float32) - full.astype(np.float32)).mean() < 2.5
+    assert read_image(path, draft_size=tiny.resize_size).size[0] < 1600  # draft did shrink it
 
 
 @pytest.mark.parametrize(
@@ -241,7 +265,7 @@ def test_onnx_export_cache_is_written_once_and_reused(
         output_names=["tokens", "pooled"],
         dynamic_axes={"pixels": {0: "b"}, "tokens": {0: "b"}, "pooled": {0: "b"}},
     )
-    example = (torch.zeros(1, 3, 64, 64),)
+    example = (torch.zeros(1, 3, 64, 64, dtype=torch.uint8),)
     session = onnx_export.cached_session("tiny-test@abc+p1", make, example, **spec)
     path = tmp_path / "onnx" / "tiny-test@abc+p1.onnx"
     assert path.is_file() and built == [1]

@@ -10,6 +10,7 @@ from polymodal.encoders.image_preprocess import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     normalize,
+    pixels_chw,
     preprocess_image,
     resize_and_crop,
     stack_batch,
@@ -103,6 +104,19 @@ def test_resample_by_name_or_enum_gives_the_same_result() -> None:
 def test_bad_arguments_are_refused(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         preprocess_image(_gradient(40, 40), **kwargs)
+
+
+def test_pixels_chw_is_uint8_channels_first_and_matches_normalize() -> None:
+    image = _gradient(30, 20)
+    chw = pixels_chw(image)
+    assert chw.dtype == np.uint8 and chw.shape == (3, 20, 30) and chw.flags.c_contiguous
+    np.testing.assert_array_equal(chw.transpose(1, 2, 0), np.asarray(image))
+    np.testing.assert_allclose(
+        (chw.astype(np.float32) - 127) / 128,
+        normalize(np.asarray(image), mean=127 / 255, std=128 / 255),
+        atol=1e-6,
+    )
+    assert pixels_chw(Image.new("L", (4, 4), 9)).shape == (3, 4, 4)
 
 
 def test_stack_batch() -> None:
