@@ -329,7 +329,9 @@ def efficientnet_lite0(
         checksum=fast_checksum(weights),
         preprocessing=_PREPROCESSING,
     )
-    info = _info("efficientnet-lite0", source, width=1280, image_size=IMAGE_SIZE, grid=7)
+    info = _info(
+        "efficientnet-lite0", source, width=1280, image_size=IMAGE_SIZE, grid=7, desc=DESCRIPTION
+    )
     return EfficientNetEncoder(
         info,
         net,
@@ -380,7 +382,10 @@ def _tiny_lite0(*, batch_size: int) -> EfficientNetEncoder:
         checksum=_state_checksum(net),
         preprocessing=_PREPROCESSING,
     )
-    info = _info("efficientnet-lite0-tiny", source, width=TINY_WIDTH, image_size=64, grid=2)
+    desc = "random tiny EfficientNet-Lite0 (2x2 grid of 128-d tokens) for tests"
+    info = _info(
+        "efficientnet-lite0-tiny", source, width=TINY_WIDTH, image_size=64, grid=2, desc=desc
+    )
     resize = round(TINY_IMAGE_SIZE * RESIZE_SIZE / IMAGE_SIZE)
     return EfficientNetEncoder(
         info,
@@ -393,7 +398,7 @@ def _tiny_lite0(*, batch_size: int) -> EfficientNetEncoder:
 
 
 def _info(
-    name: str, source: WeightSource, *, width: int, image_size: int, grid: int
+    name: str, source: WeightSource, *, width: int, image_size: int, grid: int, desc: str
 ) -> EncoderInfo:
     return EncoderInfo(
         name=name,
@@ -401,7 +406,7 @@ def _info(
         width=width,
         token_width=width,
         source=source,
-        description=DESCRIPTION,
+        description=desc,
         preprocess_version=PREPROCESS_VERSION,
         extra={"image_size": image_size, "n_tokens": grid * grid, "classes": "imagenet-1k"},
     )
