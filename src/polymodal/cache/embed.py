@@ -165,6 +165,7 @@ def _embed_column(
     found = cache.get_many(cache_id, jobs.keys(), tokens=tokens)
     todo = [job for key, job in jobs.items() if key not in found]
     results: dict[str, Embedding] = dict(found)
+    n_new = 0
     desc = f"embed {column} ({modality})"
     with tqdm(total=len(todo), desc=desc, unit="item", disable=not progress or not todo) as bar:
         for batch in _decoded_batches(todo, encoder.decode, batch_size, pool):
@@ -181,6 +182,7 @@ def _embed_column(
             if new:
                 cache.put_many(cache_id, new)
                 results.update(new)
+                n_new += len(new)
             bar.update(len(batch))
     width = encoder.info.width
     pooled = np.zeros((n, width), dtype=np.float32)
@@ -195,7 +197,7 @@ def _embed_column(
             present[r] = True
             if toks is not None:
                 toks[r] = emb.tokens
-    report.encoded[column] = len(todo)
+    report.encoded[column] = n_new
     report.cached[column] = len(found)
     report.missing[column] = missing
     report.skipped.extend(sorted(skipped, key=lambda s: s.row))

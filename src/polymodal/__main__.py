@@ -1,0 +1,5 @@
+"""``python -m polymodal`` runs the CLI."""
+
+from polymodal.cli.app import main
+
+main()
