@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import inspect
+import json
 import os
 import re
 import resource
@@ -104,6 +105,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per side")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
+    parser.add_argument("--json", type=Path, default=None, help="write the results here")
     args = parser.parse_args()
 
     import torch
@@ -157,6 +159,21 @@ def main() -> None:
         f"threads: {args.threads}, batch: {args.batch_size}, python {sys.version.split()[0]}, "
         f"torch {torch.__version__}"
     )
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                {
+                    "source": source,
+                    "n": n,
+                    "polymodal_per_s": n / med_ours,
+                    "sentence_transformers_per_s": n / med_theirs,
+                    "ratio": med_theirs / med_ours,
+                    "max_abs_diff": diff,
+                    "peak_rss_mib": peak_rss_mib(),
+                },
+                indent=2,
+            )
+        )
 
 
 if __name__ == "__main__":
