@@ -75,7 +75,8 @@ def main() -> None:
             }
         )
     print(
-        "| data | rows | first run (s) | items/s | cached run (s) | speed-up | peak RSS first / cached (MiB) |"
+        "| data | rows | first run (s) | items/s | cached run (s) | speed-up "
+        "| peak RSS first / cached (MiB) |"
     )
     print("|---|---:|---:|---:|---:|---:|---:|")
     for r in results:
