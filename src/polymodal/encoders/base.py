@@ -10,14 +10,20 @@ on different workers:
   runtime available (ONNX Runtime, CTranslate2, or torch), frozen.
 
 ``module()`` exposes the same network as a torch :class:`EncoderModule` for fine-tuning and tests.
+
+Nothing here imports torch: a run whose embeddings all come from the cache builds encoders and
+reads their ``info`` only, and must not pay for torch. :class:`EncoderModule` lives in
+:mod:`polymodal.encoders.module`; ``from polymodal.encoders.base import EncoderModule`` still
+works and imports it on first use.
 """
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import numpy as np
 
@@ -26,6 +32,10 @@ from polymodal.modality import Modality
 
 if TYPE_CHECKING:
     import torch
+
+    from polymodal.encoders.module import EncoderModule
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -87,28 +97,45 @@ class Encoder(ABC):
         return f"{type(self).__name__}({info.name!r}, {info.modality}, width={info.width})"
 
 
-def _torch_module_base() -> type:
-    import torch
+class Lazy(Generic[T]):
+    """What ``load()`` returns, computed on the first :meth:`get` only, once even if threads race.
 
-    return torch.nn.Module
-
-
-class EncoderModule(_torch_module_base()):  # type: ignore[misc]
-    """Torch side of an encoder: ``forward(batch) -> (tokens, token_mask, pooled)``.
-
-    ``tokens`` is (B, T, token_width); ``token_mask`` (B, T) is True where a token is real;
-    ``pooled`` is (B, width).
+    Encoders keep their networks, sessions and tokenizers behind one of these, so that building an
+    encoder costs nothing until something is decoded or encoded. A ``load`` that raises is retried
+    by the next :meth:`get`.
     """
 
-    def set_trainable(self, last_blocks: int) -> None:
-        """Freeze everything, then unfreeze the last ``last_blocks`` blocks (0 = fully frozen)."""
-        for p in self.parameters():
-            p.requires_grad_(False)
-        if last_blocks > 0:
-            for block in self.blocks()[-last_blocks:]:
-                for p in block.parameters():
-                    p.requires_grad_(True)
+    def __init__(self, load: Callable[[], T]) -> None:
+        self._load = load
+        self._value: T | None = None
+        self._loaded = False
+        self._lock = threading.Lock()
 
-    def blocks(self) -> list[Any]:
-        """The network's blocks in order, for partial unfreezing. Default: top-level children."""
-        return list(self.children())
+    @classmethod
+    def of(cls, value: T) -> Lazy[T]:
+        """An already loaded value."""
+        lazy = cls(lambda: value)
+        lazy.get()
+        return lazy
+
+    @property
+    def loaded(self) -> bool:
+        return self._loaded
+
+    def get(self) -> T:
+        if not self._loaded:
+            with self._lock:
+                if not self._loaded:
+                    self._value = self._load()
+                    self._loaded = True
+        return self._value  # type: ignore[return-value]
+
+
+def __getattr__(name: str) -> Any:
+    # PEP 562: ``EncoderModule`` moved to ``polymodal.encoders.module``; importing it from here
+    # keeps working, and only then pays for torch.
+    if name == "EncoderModule":
+        from polymodal.encoders.module import EncoderModule
+
+        return EncoderModule
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
