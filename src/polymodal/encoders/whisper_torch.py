@@ -5,22 +5,27 @@ Same computation as OpenAI's ``AudioEncoder``: conv (k3) -> GELU -> conv (k3, st
 cheap: positions are sliced to the input length, where Whisper itself always sees 3000 frames.
 As in CTranslate2, there is no attention mask: padded frames are attended to, and whoever pads
 chooses what they hold (log-mel of silence works best, see ``audio_whisper``).
+
+Also the torch side of :mod:`polymodal.encoders.audio_whisper` (:class:`WhisperModule`), kept
+here so that building that encoder and reading its ``info`` never imports torch.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from polymodal.encoders.audio_whisper import MAX_POSITIONS, WINDOW_FRAMES
 from polymodal.encoders.ct2_weights import dequantize, read_ct2_variables
+from polymodal.encoders.module import EncoderModule
 from polymodal.errors import ConfigError
-
-MAX_POSITIONS = 1500  # states in one 30 s window
 
 
 def sinusoids(length: int, channels: int) -> torch.Tensor:
@@ -128,3 +133,57 @@ def _state_dict(v: dict[str, np.ndarray], layers: int) -> dict[str, torch.Tensor
         out[f"{dst}.weight"] = torch.from_numpy(dequantize(v, f"{src}/gamma"))
         out[f"{dst}.bias"] = torch.from_numpy(dequantize(v, f"{src}/beta"))
     return out
+
+
+def tiny_whisper_net(*, n_mels: int, width: int) -> WhisperEncoderNet:
+    """A random 2-layer encoder, the same every time."""
+    # Seeded without touching the caller's global RNG, so tiny encoders are reproducible.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return WhisperEncoderNet(n_mels=n_mels, width=width, heads=4, layers=2)
+
+
+class WhisperModule(EncoderModule):
+    """Torch Whisper encoder as ``forward(batch) -> (tokens, token_mask, pooled)``.
+
+    ``batch["mel"]`` is (B, n_mels, frames), padded by ``WhisperAudioEncoder.collate``; inputs
+    longer than one window are split into 30 s windows whose states are concatenated.
+    ``pooled`` is the mean of the real states.
+    """
+
+    def __init__(self, net: WhisperEncoderNet) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(
+        self, batch: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        mel, mask = batch["mel"], batch["state_mask"]
+        b, n_mels, frames = mel.shape
+        if frames > WINDOW_FRAMES:
+            if frames % WINDOW_FRAMES:
+                raise ValueError(f"{frames} frames is not a whole number of 30 s windows")
+            windows = frames // WINDOW_FRAMES
+            mel = mel.view(b, n_mels, windows, WINDOW_FRAMES).permute(0, 2, 1, 3)
+            states = self.net(mel.reshape(b * windows, n_mels, WINDOW_FRAMES))
+            states = states.reshape(b, windows * states.shape[1], -1)
+        else:
+            states = self.net(mel)
+        weights = mask.unsqueeze(-1).to(states.dtype)
+        pooled = (states * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+        return states, mask, pooled
+
+    def blocks(self) -> list[Any]:
+        """The transformer blocks, bottom to top."""
+        return list(self.net.layers)
+
+
+def torch_states(module: Callable[[], WhisperModule]) -> Callable[[np.ndarray], np.ndarray]:
+    """Frozen states of log-mels (B, n_mels, frames) computed by ``module()``'s network."""
+
+    def run(mel: np.ndarray) -> np.ndarray:
+        net = module().net
+        with torch.inference_mode():
+            return net(torch.from_numpy(mel)).float().numpy()
+
+    return run
