@@ -111,3 +111,43 @@ def test_second_run_is_served_from_cache(tmp_path: Path, tiny_encoders) -> None:
         progress=False,
     )
     assert third.report.encoded["photo"] == 6
+
+
+class _BrokenDecode:
+    """Wraps a real tiny encoder; decode fails unexpectedly on chosen files (a reader bug)."""
+
+    def __init__(self, inner, fail_on: str) -> None:
+        self.inner, self.fail_on, self.info = inner, fail_on, inner.info
+
+    def decode(self, value: str):
+        if self.fail_on in value:
+            raise RuntimeError("simulated library bug")
+        return self.inner.decode(value)
+
+    def encode(self, items, *, tokens: bool = False):
+        return self.inner.encode(items, tokens=tokens)
+
+
+def test_one_unexpected_decode_error_is_skipped_but_a_systematic_one_raises(
+    tmp_path: Path, tiny_encoders
+) -> None:
+    frame = _table(tmp_path).iloc[:6][["photo"]]
+    schema = detect_schema(frame, base=tmp_path)
+    cache = EmbeddingCache(tmp_path / "cache.sqlite3")
+    one = _BrokenDecode(tiny_encoders[Modality.IMAGE], fail_on="3.jpg")
+    out = embed_table(
+        frame, schema, base=tmp_path, encoders={Modality.IMAGE: one}, cache=cache, progress=False
+    )
+    assert [(s.row, s.problem) for s in out.report.skipped] == [
+        (3, "cannot decode: RuntimeError: simulated library bug")
+    ]
+    every = _BrokenDecode(tiny_encoders[Modality.IMAGE], fail_on=".jpg")
+    with pytest.raises(RuntimeError, match="simulated library bug"):
+        embed_table(
+            frame,
+            schema,
+            base=tmp_path,
+            encoders={Modality.IMAGE: every},
+            cache=EmbeddingCache(tmp_path / "c2.sqlite3"),
+            progress=False,
+        )

@@ -271,19 +271,19 @@ def _decoded_batches(
         batch = pending.popleft()
         submit()
         out = []
+        unexpected: list[Exception] = []
         for job, fut in batch:
             try:
                 out.append((job, fut.result(), None))
             except InputError as err:
                 out.append((job, None, err))
-            except Exception as err:  # a reader bug must not kill a batch job; report it per file
-                out.append(
-                    (
-                        job,
-                        None,
-                        InputError(f"cannot decode: {type(err).__name__}: {err}", path=job.value),
-                    )
-                )
+            except Exception as err:  # a reader bug on one odd file must not kill a batch job
+                unexpected.append(err)
+                problem = f"cannot decode: {type(err).__name__}: {err}"
+                out.append((job, None, InputError(problem, path=job.value)))
+        if len(unexpected) == len(batch) > 1:
+            # Every item failing the same unexpected way is a broken install, not bad data.
+            raise unexpected[0]
         yield out
 
 

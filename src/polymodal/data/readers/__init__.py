@@ -1,26 +1,31 @@
-"""Readers: one file or cell in, a clean in-memory value out, or an ``InputError`` that says why."""
+"""Readers: one file or cell in, a clean in-memory value out, or an ``InputError`` that says why.
 
-from polymodal.data.readers.audio import (
-    AudioInfo,
-    audio_info,
-    read_audio,
-    read_audio_track,
-    stream_audio,
-)
-from polymodal.data.readers.image import DEFAULT_MAX_PIXELS, read_image
-from polymodal.data.readers.text import TextValue, read_text
-from polymodal.data.readers.video import VideoClip, read_video
+Names are imported lazily: importing one reader must not pay for another's library (PyAV).
+"""
 
-__all__ = [
-    "DEFAULT_MAX_PIXELS",
-    "AudioInfo",
-    "TextValue",
-    "VideoClip",
-    "audio_info",
-    "read_audio",
-    "read_audio_track",
-    "read_image",
-    "read_text",
-    "read_video",
-    "stream_audio",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_WHERE = {
+    "AudioInfo": "audio",
+    "audio_info": "audio",
+    "read_audio": "audio",
+    "read_audio_track": "audio",
+    "stream_audio": "audio",
+    "DEFAULT_MAX_PIXELS": "image",
+    "read_image": "image",
+    "TextValue": "text",
+    "read_text": "text",
+    "VideoClip": "video",
+    "read_video": "video",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
