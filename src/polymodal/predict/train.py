@@ -1,0 +1,223 @@
+"""The training loop: AdamW, LR halved on plateaus, early stopping on the validation score.
+
+Modality dropout hides whole modality groups of training rows at random (always keeping one the
+row has), so the network learns to predict from any subset; class-balanced weights handle
+imbalance; everything random draws from generators seeded by ``seed``, so a CPU run repeats bit
+for bit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from polymodal.predict.features import FeatureTensors
+from polymodal.predict.metrics import (
+    PRIMARY_METRIC,
+    classification_metrics,
+    is_better,
+    regression_metrics,
+)
+from polymodal.predict.network import PredictorNetwork
+from polymodal.predict.problem import Target
+
+EVAL_BATCH = 2048
+_GRAD_CLIP = 5.0
+
+
+@dataclass
+class TrainResult:
+    """How a training run went; the network holds the best epoch's weights afterwards."""
+
+    metric: str  # the primary metric's name
+    best_epoch: int
+    epochs_run: int
+    val_metrics: dict[str, float]
+    seconds: float
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    @property
+    def val_score(self) -> float:
+        return self.val_metrics[self.metric]
+
+
+@contextlib.contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Run a block with torch's global RNG seeded, restoring the caller's RNG state after."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+def train_network(
+    network: PredictorNetwork,
+    train: FeatureTensors,
+    val: FeatureTensors,
+    *,
+    target: Target,
+    groups: Mapping[str, Sequence[str]],
+    epochs: int = 200,
+    patience: int = 20,
+    lr: float = 1e-3,
+    weight_decay: float = 1e-4,
+    batch_size: int = 64,
+    modality_dropout: float = 0.2,
+    class_weight: np.ndarray | None = None,
+    seed: int = 0,
+    progress: bool = True,
+    desc: str = "fit",
+) -> TrainResult:
+    """Train ``network`` on ``train``, keep the weights of the best epoch on ``val``.
+
+    Best = the primary metric (AUROC for binary, accuracy for multiclass, MAE for regression),
+    ties broken by the validation loss. Training stops after ``patience`` epochs without a new
+    best.
+    """
+    if train.y is None or val.y is None:
+        raise ValueError("train and val need targets")
+    start = time.perf_counter()
+    gen = torch.Generator().manual_seed(seed)
+    params = [p for p in network.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, foreach=True)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, mode="min", factor=0.5, patience=max(2, patience // 4)
+    )
+    weight = None if class_weight is None else torch.as_tensor(class_weight, dtype=torch.float32)
+    slot_group = {slot: g for g, slots in groups.items() for slot in slots if slot in network.specs}
+    best_key: tuple[float, float] | None = None
+    best_state = copy.deepcopy(network.state_dict())
+    best_epoch, best_metrics = 0, {}
+    name = PRIMARY_METRIC[target.problem][0]
+    history: list[dict[str, float]] = []
+    n = len(train)
+    batch_size = max(1, min(batch_size, n))
+    bar = tqdm(range(1, epochs + 1), desc=desc, unit="epoch", disable=not progress, leave=False)
+    epoch = 0
+    for epoch in bar:
+        network.train()
+        order = torch.randperm(n, generator=gen)
+        total = 0.0
+        for lo in range(0, n, batch_size):
+            idx = order[lo : lo + batch_size]
+            if len(idx) < 2 and n >= 2:
+                continue  # a single-row batch adds noise and breaks nothing else; skip it
+            batch = train.take(idx)
+            keep = modality_dropout_masks(batch, slot_group, modality_dropout, gen)
+            loss = _loss(network(batch, keep), batch.y, target, weight)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, _GRAD_CLIP)
+            optimizer.step()
+            total += float(loss.detach()) * len(idx)
+        outputs = network_outputs(network, val)
+        val_loss = float(_loss(torch.from_numpy(outputs), val.y, target, weight))
+        metrics = score_outputs(target, val.y.numpy(), outputs)
+        key = (metrics[name], val_loss)
+        history.append({"epoch": epoch, "train_loss": total / n, "val_loss": val_loss, **metrics})
+        scheduler.step(val_loss)
+        if best_key is None or _improves(key, best_key, target.problem):
+            best_key, best_epoch, best_metrics = key, epoch, metrics
+            best_state = copy.deepcopy(network.state_dict())
+        bar.set_postfix({name: f"{metrics[name]:.4g}", "best": best_epoch})
+        if epoch - best_epoch >= patience:
+            break
+    bar.close()
+    network.load_state_dict(best_state)
+    network.eval()
+    seconds = time.perf_counter() - start
+    return TrainResult(name, best_epoch, epoch, best_metrics, seconds, history)
+
+
+def modality_dropout_masks(
+    batch: FeatureTensors,
+    slot_group: Mapping[str, str],
+    p: float,
+    gen: torch.Generator,
+) -> dict[str, torch.Tensor] | None:
+    """Per slot, a (B,) keep mask that hides each present group of a row with probability ``p``,
+    never hiding every group a row has.
+    """
+    groups = sorted(set(slot_group.values()))
+    if p <= 0 or len(groups) < 2:
+        return None
+    b = len(batch)
+    present = torch.zeros(b, len(groups), dtype=torch.bool)
+    for slot, g in slot_group.items():
+        present[:, groups.index(g)] |= _slot_present(batch, slot, b)
+    drop = (torch.rand(b, len(groups), generator=gen) < p) & present
+    kept = present & ~drop
+    lost = ~kept.any(dim=1) & present.any(dim=1)
+    if lost.any():
+        # Give such rows back one of their own groups, chosen at random.
+        scores = torch.rand(b, len(groups), generator=gen).masked_fill(~present, -1.0)
+        rescue = torch.zeros_like(drop).scatter_(1, scores.argmax(1, keepdim=True), True)
+        drop &= ~(rescue & lost.unsqueeze(1))
+    return {slot: ~drop[:, groups.index(g)] for slot, g in slot_group.items()}
+
+
+def network_outputs(
+    network: PredictorNetwork, x: FeatureTensors, keep: Mapping[str, bool] | None = None
+) -> np.ndarray:
+    """Raw outputs (N, n_outputs) in eval mode, in chunks, without gradients."""
+    network.eval()
+    parts = []
+    with torch.no_grad():
+        for lo in range(0, len(x), EVAL_BATCH):
+            idx = torch.arange(lo, min(lo + EVAL_BATCH, len(x)))
+            parts.append(network(x.take(idx), keep).float().numpy())
+    if not parts:
+        return np.zeros((0, network.n_outputs), np.float32)
+    return np.concatenate(parts)
+
+
+def score_outputs(target: Target, y: np.ndarray, outputs: np.ndarray) -> dict[str, float]:
+    """Every metric for raw outputs against encoded targets, regression on the label's scale."""
+    if target.is_classification:
+        return classification_metrics(y, softmax(outputs))
+    truth = target.decode_regression(y)
+    return regression_metrics(truth, target.decode_regression(outputs[:, 0]))
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _loss(
+    outputs: torch.Tensor, y: torch.Tensor, target: Target, weight: torch.Tensor | None
+) -> torch.Tensor:
+    if target.is_classification:
+        return F.cross_entropy(outputs, y, weight=weight)
+    return F.mse_loss(outputs[:, 0], y)
+
+
+def _improves(key: tuple[float, float], best: tuple[float, float], problem: str) -> bool:
+    if is_better(key[0], best[0], problem):
+        return True
+    same = key[0] == best[0] or (math.isnan(key[0]) and math.isnan(best[0]))
+    return same and key[1] < best[1]
+
+
+def _slot_present(batch: FeatureTensors, slot: str, b: int) -> torch.Tensor:
+    if slot in batch.slots:
+        return batch.slots[slot]["present"]
+    if batch.tabular is not None:
+        # The tabular slot: present where any column has a value.
+        parts = []
+        if batch.tabular["numeric_present"].shape[1]:
+            parts.append(batch.tabular["numeric_present"].any(dim=1))
+        if batch.tabular["categories"].shape[1]:
+            parts.append((batch.tabular["categories"] != 0).any(dim=1))
+        if parts:
+            return torch.stack(parts).any(dim=0)
+    return torch.zeros(b, dtype=torch.bool)
