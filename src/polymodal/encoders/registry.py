@@ -53,7 +53,12 @@ def register_encoder(
 
 def _load_builtin() -> None:
     # Importing the modules runs their @register_encoder decorators.
-    from polymodal.encoders import audio_whisper, image_efficientnet, text_minilm  # noqa: F401
+    from polymodal.encoders import (  # noqa: F401
+        audio_whisper,
+        image_efficientnet,
+        text_minilm,
+        video_frames,
+    )
 
 
 def registered_encoders() -> list[RegisteredEncoder]:
