@@ -19,11 +19,14 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from polymodal.cli import embed, inspect, models
+    from polymodal.cli import embed, evaluate, fit, inspect, models, predict
 
     app.command("models")(models.models)
     app.command("inspect")(inspect.inspect)
     app.command("embed")(embed.embed)
+    app.command("fit")(fit.fit)
+    app.command("predict")(predict.predict)
+    app.command("evaluate")(evaluate.evaluate)
 
 
 def main() -> None:

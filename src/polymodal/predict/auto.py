@@ -14,10 +14,16 @@ from typing import Any
 from polymodal.fusion.base import SlotSpec
 from polymodal.fusion.registry import FUSION_KINDS
 from polymodal.predict.features import FeatureTensors, slot_groups
-from polymodal.predict.metrics import is_better
+from polymodal.predict.metrics import PRIMARY_METRIC
 from polymodal.predict.network import PredictorNetwork
 from polymodal.predict.problem import Target
-from polymodal.predict.train import TrainResult, network_outputs, score_outputs, seeded
+from polymodal.predict.train import (
+    TrainResult,
+    improves,
+    network_outputs,
+    score_outputs,
+    seeded,
+)
 
 
 @dataclass(frozen=True)
@@ -78,7 +84,8 @@ def fit_candidates(
         trained.append(item)
     best = trained[0]
     for item in trained[1:]:
-        if is_better(item.result.val_score, best.result.val_score, target.problem):
+        # Ties on the score (small validation sets saturate) go to the lower validation loss.
+        if improves(_key(item), _key(best), target.problem):
             best = item
     ranked = sorted(trained, key=lambda t: _rank_key(t, target.problem))
     return best, [leaderboard_row(t, chosen=t is best) for t in ranked]
@@ -93,6 +100,7 @@ def leaderboard_row(item: Trained, *, chosen: bool) -> dict[str, Any]:
         "groups": list(slot_groups(item.candidate.slots)),
         "metric": res.metric,
         "val_score": res.val_score,
+        "val_loss": res.val_loss,
         "test_score": None if item.test_metrics is None else item.test_metrics[res.metric],
         "fit_seconds": round(res.seconds, 3),
         "best_epoch": res.best_epoch,
@@ -130,11 +138,12 @@ def format_leaderboard(rows: Sequence[Mapping[str, Any]]) -> str:
     )
 
 
-def _rank_key(item: Trained, problem: str) -> float:
-    from polymodal.predict.metrics import PRIMARY_METRIC
+def _key(item: Trained) -> tuple[float, float]:
+    return (item.result.val_score, item.result.val_loss)
 
-    score = item.result.val_score
-    higher = PRIMARY_METRIC[problem][1]
+
+def _rank_key(item: Trained, problem: str) -> tuple[float, float]:
+    score, loss = _key(item)
     if score != score:  # NaN last
-        return float("inf")
-    return -score if higher else score
+        return (float("inf"), loss)
+    return (-score if PRIMARY_METRIC[problem][1] else score, loss)

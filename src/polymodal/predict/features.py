@@ -90,6 +90,15 @@ class FeatureSet:
             None if self.y is None else self.y[idx],
         )
 
+    def present(self, slot: str) -> np.ndarray:
+        """(N,) bool: rows where ``slot`` has a value (the tabular slot: any of its columns)."""
+        if slot in self.slots:
+            return self.slots[slot].present.copy()
+        if self.tabular is None:
+            return np.zeros(self.n_rows, bool)
+        numeric = self.tabular.numeric_present.any(axis=1)
+        return numeric | (self.tabular.categories != 0).any(axis=1)
+
     def tensors(self) -> FeatureTensors:
         """Torch views of the arrays (shared memory where dtypes allow)."""
         slots = {}

@@ -41,6 +41,7 @@ from polymodal.predict.features import (
     longest_tokens,
     slot_groups,
 )
+from polymodal.predict.metrics import PRIMARY_METRIC
 from polymodal.predict.network import PredictorNetwork, make_network
 from polymodal.predict.problem import (
     MISSING_LABEL,
@@ -228,8 +229,8 @@ class Predictor:
         if va is not None:
             val_fs = full.take(va)
         else:
-            val_fs = self._labelled_features(val, base, what="validation")
-        test_fs = self._labelled_features(test, base, what="test") if test is not None else None
+            val_fs = self._extra_table(val, base, what="validation")
+        test_fs = self._extra_table(test, base, what="test") if test is not None else None
         self._fit_networks(train_fs, val_fs, test_fs)
         self._val_features = val_fs  # kept in memory for report(); never saved
         self.fit_seconds_ = time.perf_counter() - start
@@ -523,23 +524,33 @@ class Predictor:
         self.last_report_ = report
         return fs
 
-    def _labelled_features(
+    def _extra_table(
         self, data: str | Path | pd.DataFrame, base: str | Path | None, *, what: str
     ) -> FeatureSet:
+        """A validation or test table during fit: its notes and embedding counts join the fit's."""
+        fs, notes = self._labelled_features(data, base, what=what)
+        self.notes_ += notes
+        _merge_reports(self.embed_report_, self.last_report_)
+        return fs
+
+    def _labelled_features(
+        self, data: str | Path | pd.DataFrame, base: str | Path | None, *, what: str
+    ) -> tuple[FeatureSet, list[str]]:
+        """Features and encoded labels of the rows of ``data`` that have a label, and notes."""
         frame, data_base = _load(data, base)
         check_label_column(frame, self.label)
         labels = frame[self.label]
         has = labels.notna().to_numpy() & (labels.astype(str).str.strip() != "").to_numpy()
+        notes = []
         if not has.all():
-            self.notes_.append(f"{what} data: {int((~has).sum()):,} rows dropped: {MISSING_LABEL}")
+            notes.append(f"{what} data: {int((~has).sum()):,} rows dropped: {MISSING_LABEL}")
         frame = frame.loc[has].reset_index(drop=True)
         if frame.empty:
             raise ConfigError(f"the {what} data has no row with a label")
         fs = self._features(frame, data_base, self.target_.encode(frame[self.label]))
-        self.notes_ += [f"{what} data: {n}" for n in self.last_report_.notes]
-        if hasattr(self, "embed_report_"):
-            _merge_reports(self.embed_report_, self.last_report_)
-        return fs
+        notes += [f"{what} data: {n}" for n in self.last_report_.notes]
+        self.last_report_.notes = notes
+        return fs, notes
 
     # ------------------------------------------------------------------------ prediction
     def outputs(
@@ -580,13 +591,7 @@ class Predictor:
         accuracy, macro-F1, AUROC, log-loss; or MAE, RMSE, MAPE (a fraction), R2.
         """
         self._check_fitted()
-        saved = self.notes_, self.embed_report_
-        self.notes_, self.embed_report_ = [], EmbedReport()
-        try:
-            fs = self._labelled_features(data, base, what="evaluation")
-            self.last_report_.notes = self.notes_
-        finally:
-            self.notes_, self.embed_report_ = saved
+        fs, _ = self._labelled_features(data, base, what="evaluation")
         assert fs.y is not None
         return score_outputs(self.target_, fs.y, self.outputs(fs))
 
@@ -596,10 +601,14 @@ class Predictor:
         """Per row, each modality group's Shapley contribution to the prediction (columns
         ``attr.<group>`` and ``attr.base``; see :mod:`polymodal.predict.attribution`).
         """
+        return self.explain_features(self.features(data, base=base))
+
+    def explain_features(self, features: FeatureSet) -> pd.DataFrame:
+        """:meth:`explain` for already computed features."""
         from polymodal.predict.attribution import modality_attributions
 
-        fs = self.features(data, base=base)
-        x = fs.tensors()
+        self._check_fitted()
+        x = features.tensors()
 
         def forward(keep: dict[str, bool]) -> np.ndarray:
             out = network_outputs(self.network_, x, keep)
@@ -608,6 +617,86 @@ class Predictor:
             return self.target_.decode_regression(out[:, 0])
 
         return modality_attributions(forward, self.groups_, problem=self.problem_, seed=self.seed)
+
+    def report(
+        self,
+        path: str | Path,
+        data: str | Path | pd.DataFrame | None = None,
+        *,
+        base: str | Path | None = None,
+        title: str | None = None,
+    ) -> Path:
+        """Write a self-contained HTML report: the leaderboard, the robustness of the kept model
+        to each missing modality, attributions, and the confusion matrix or residuals, computed
+        on labelled ``data`` (test data) or, right after :meth:`fit`, on the validation rows.
+        """
+        from polymodal.predict.report import write_report
+        from polymodal.predict.robustness import robustness_curve
+
+        self._check_fitted()
+        notes = list(self.notes_)
+        if data is not None:
+            fs, data_notes = self._labelled_features(data, base, what="report")
+            notes += data_notes
+        elif getattr(self, "_val_features", None) is not None:
+            fs = self._val_features
+        else:
+            raise ConfigError("a loaded model needs labelled data to report on")
+        assert fs.y is not None
+        x, y, target = fs.tensors(), fs.y, self.target_
+        metric = PRIMARY_METRIC[target.problem][0]
+        outputs = network_outputs(self.network_, x)
+
+        def score(drop: dict[str, np.ndarray]) -> float:
+            keep = {
+                slot: torch.from_numpy(~drop[g])
+                for g, slots in self.groups_.items()
+                for slot in slots
+            }
+            return score_outputs(target, y, network_outputs(self.network_, x, keep))[metric]
+
+        present = {
+            g: np.any([fs.present(s) for s in slots], axis=0) for g, slots in self.groups_.items()
+        }
+        curve = robustness_curve(
+            score, list(self.groups_), len(fs), seed=self.seed, present=present
+        )
+        attributions = self.explain_features(fs)
+        predicted = self.predictions_from(outputs)
+        attributions["predicted"] = predicted
+        confusion = residuals = None
+        if target.is_classification:
+            k = target.n_outputs
+            counts = np.zeros((k, k), dtype=np.int64)
+            np.add.at(counts, (y, outputs.argmax(axis=1)), 1)
+            confusion = (list(target.classes), counts)
+        else:
+            residuals = (target.decode_regression(y), predicted)
+        board = [
+            {
+                "model": row["candidate"],
+                "kind": "single" if row["candidate"].endswith(" only") else "fusion",
+                "val": row["val_score"],
+                "test": row.get("test_score"),
+                "metric": row["metric"],
+                "chosen": row["chosen"],
+                "seconds": row["fit_seconds"],
+            }
+            for row in self.leaderboard_
+        ]
+        return write_report(
+            path,
+            title=title or f"polymodal: predicting {self.label!r}",
+            problem=target.problem,
+            leaderboard=board,
+            test_scores=score_outputs(target, y, outputs) if data is not None else None,
+            robustness=curve,
+            attributions=attributions,
+            confusion=confusion,
+            residuals=residuals,
+            notes=notes,
+            skipped=self.skipped_,
+        )
 
     # ---------------------------------------------------------------------- save / load
     def save(self, directory: str | Path) -> Path:

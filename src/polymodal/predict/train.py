@@ -42,6 +42,7 @@ class TrainResult:
     best_epoch: int
     epochs_run: int
     val_metrics: dict[str, float]
+    val_loss: float
     seconds: float
     history: list[dict[str, float]] = field(default_factory=list)
 
@@ -124,7 +125,7 @@ def train_network(
         key = (metrics[name], val_loss)
         history.append({"epoch": epoch, "train_loss": total / n, "val_loss": val_loss, **metrics})
         scheduler.step(val_loss)
-        if best_key is None or _improves(key, best_key, target.problem):
+        if best_key is None or improves(key, best_key, target.problem):
             best_key, best_epoch, best_metrics = key, epoch, metrics
             best_state = copy.deepcopy(network.state_dict())
         bar.set_postfix({name: f"{metrics[name]:.4g}", "best": best_epoch})
@@ -134,7 +135,8 @@ def train_network(
     network.load_state_dict(best_state)
     network.eval()
     seconds = time.perf_counter() - start
-    return TrainResult(name, best_epoch, epoch, best_metrics, seconds, history)
+    val_loss = best_key[1] if best_key is not None else float("nan")
+    return TrainResult(name, best_epoch, epoch, best_metrics, val_loss, seconds, history)
 
 
 def modality_dropout_masks(
@@ -201,7 +203,8 @@ def _loss(
     return F.mse_loss(outputs[:, 0], y)
 
 
-def _improves(key: tuple[float, float], best: tuple[float, float], problem: str) -> bool:
+def improves(key: tuple[float, float], best: tuple[float, float], problem: str) -> bool:
+    """True when (score, loss) ``key`` beats ``best``: a better score, or the same and less loss."""
     if is_better(key[0], best[0], problem):
         return True
     same = key[0] == best[0] or (math.isnan(key[0]) and math.isnan(best[0]))

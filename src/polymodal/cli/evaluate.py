@@ -1,0 +1,31 @@
+"""``polymodal evaluate model/ DATA``: the saved model's metrics on labelled data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+
+def evaluate(
+    model_dir: Path = typer.Argument(..., help="A folder written by `polymodal fit`."),
+    data: Path = typer.Argument(..., help="Labelled table to score."),
+    base: Path | None = typer.Option(None, help="Folder that relative paths start from."),
+    as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
+    quiet: bool = typer.Option(False, "-q", help="No progress bars."),
+) -> None:
+    """Print accuracy, balanced accuracy, macro-F1, AUROC, log-loss (or MAE, RMSE, MAPE, R2)."""
+    from polymodal.predict import Predictor
+
+    model = Predictor.load(model_dir)
+    model.progress = not quiet
+    metrics = model.evaluate(data, base=base)
+    for note in model.last_report_.notes[:10]:
+        typer.echo(f"note: {note}", err=True)
+    if as_json:
+        typer.echo(json.dumps(metrics, indent=2))
+        return
+    width = max(len(k) for k in metrics)
+    for name, value in metrics.items():
+        typer.echo(f"{name.ljust(width)}  {value:.4f}")

@@ -1,0 +1,80 @@
+"""``polymodal fit DATA --label y -o model/``: train a predictor, print the leaderboard, save it."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import typer
+
+from polymodal.cli.options import parse_encoders, parse_modalities
+
+FUSION_HELP = "early, late, hybrid, or auto (each modality alone and every fusion; best kept)."
+
+
+def fit(
+    data: Path = typer.Argument(..., help="Training table (CSV/TSV/Parquet/JSONL) or folder."),
+    label: str = typer.Option(..., "--label", "-y", help="The column to predict."),
+    output: Path = typer.Option(..., "-o", "--output", help="Folder to save the model in."),
+    fusion: str = typer.Option("auto", help=FUSION_HELP),
+    val: Path | None = typer.Option(None, help="Validation table (default: 20% of DATA)."),
+    test: Path | None = typer.Option(None, help="Test table, scored by every candidate."),
+    report: Path | None = typer.Option(None, help="Write an HTML report here."),
+    problem: str | None = typer.Option(None, help="binary, multiclass or regression."),
+    column: list[str] | None = typer.Option(None, help="Force a modality: NAME=MODALITY."),
+    exclude: list[str] | None = typer.Option(None, help="Leave a column out."),
+    encoder: list[str] | None = typer.Option(None, help="MODALITY=NAME_OR_FOLDER."),
+    tokens: str = typer.Option("pooled", help="pooled, or sequence (hybrid reads token states)."),
+    epochs: int = typer.Option(200, min=1),
+    patience: int = typer.Option(20, min=1),
+    batch_size: int = typer.Option(64, min=1),
+    hidden: int = typer.Option(256, min=1),
+    seed: int = typer.Option(0),
+    fine_tune_blocks: int = typer.Option(
+        0, min=0, help="Fine-tune the last K encoder blocks (slow on CPU; small data only)."
+    ),
+    base: Path | None = typer.Option(None, help="Folder that relative paths start from."),
+    cache_dir: Path | None = typer.Option(None, help="Embedding cache folder."),
+    quiet: bool = typer.Option(False, "-q", help="No progress bars."),
+) -> None:
+    """Train a multi-modal predictor on DATA and save it to OUTPUT."""
+    from polymodal.predict import Predictor
+    from polymodal.predict.auto import format_leaderboard
+
+    start = time.perf_counter()
+    model = Predictor(
+        label,
+        fusion=fusion,
+        problem=problem,
+        columns=parse_modalities(column),
+        exclude=exclude or [],
+        encoders={str(m): e for m, e in parse_encoders(encoder).items()},
+        tokens=tokens,
+        epochs=epochs,
+        patience=patience,
+        batch_size=batch_size,
+        hidden=hidden,
+        seed=seed,
+        fine_tune_blocks=fine_tune_blocks,
+        cache_dir=str(cache_dir) if cache_dir else None,
+        progress=not quiet,
+    )
+    model.fit(data, val, test=test, base=base)
+    typer.echo(format_leaderboard(model.leaderboard_))
+    emb = model.embed_report_
+    encoded, cached = sum(emb.encoded.values()), sum(emb.cached.values())
+    typer.echo(f"embeddings: {encoded} encoded, {cached} from cache", err=True)
+    for note in model.notes_[:15]:
+        typer.echo(f"note: {note}", err=True)
+    if len(model.notes_) > 15:
+        typer.echo(f"note: ... and {len(model.notes_) - 15} more (in config.json)", err=True)
+    if model.skipped_:
+        typer.echo(f"{len(model.skipped_)} cells skipped (listed in config.json):", err=True)
+        for s in model.skipped_[:5]:
+            typer.echo(f"  row {s.row}, column {s.column!r}: {s.problem}", err=True)
+    model.save(output)
+    if report is not None:
+        model.report(report, test, base=base)
+        typer.echo(f"wrote report {report}", err=True)
+    elapsed = time.perf_counter() - start
+    typer.echo(f"saved {model.candidate_} model to {output} in {elapsed:.1f} s", err=True)
