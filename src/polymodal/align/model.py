@@ -336,6 +336,7 @@ class Alignment(nn.Module):
         cls, folder: str | Path, *, encoders: Mapping[str, Encoder] | None = None
     ) -> Alignment:
         """Load a saved alignment; ``encoders`` ("a"/"b" -> Encoder) are checked against it."""
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
         root = Path(folder).expanduser()
@@ -344,7 +345,7 @@ class Alignment(nn.Module):
         heads = {s: ProjectionHead(**config["heads"][s]) for s in SIDES}
         try:
             tensors = load_file(str(root / WEIGHTS_FILE))
-        except (OSError, RuntimeError) as err:  # safetensors raises its own errors as these
+        except (OSError, SafetensorError) as err:
             raise ConfigError(
                 f"{root / WEIGHTS_FILE}: cannot read alignment weights: {err}"
             ) from None
