@@ -1,0 +1,241 @@
+"""Zero-shot classification: labels become text prompts, media are matched against them.
+
+As in OpenCLIP: each label is written into every template ("a photo of a {}."), the prompts are
+embedded through the alignment's text side, averaged per label and renormalised (a prompt
+ensemble); an input's class probabilities are a softmax over its scaled cosine similarity to the
+labels. Works with any *space*: a trained :class:`Alignment` (the shipped default, a user's
+folder), a CLIP/CLAP checkpoint folder (both towers already share a space), or ConSE.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from polymodal.errors import ConfigError
+from polymodal.modality import Modality
+
+if TYPE_CHECKING:
+    from polymodal.align.model import Alignment
+    from polymodal.cache.embed import ColumnEmbeddings
+    from polymodal.cache.store import EmbeddingCache
+
+IMAGE_TEMPLATES = (
+    "a photo of a {}.",
+    "a photo of the {}.",
+    "a close-up photo of a {}.",
+    "a good photo of a {}.",
+    "a cropped photo of a {}.",
+    "a photo of a small {}.",
+    "a photo of a large {}.",
+    "an image of a {}.",
+    "{}",
+)
+AUDIO_TEMPLATES = (
+    "the sound of a {}.",
+    "a recording of a {}.",
+    "the sound of {}.",
+    "a recording of {}.",
+    "{}",
+)
+
+
+class Space(Protocol):
+    """What zero-shot needs from a shared space (an :class:`Alignment`, ConSE)."""
+
+    @property
+    def scale(self) -> float: ...
+
+    def side_of(self, modality: Modality | str) -> str: ...
+
+    def embed(self, side: str, embeddings: Any) -> np.ndarray: ...
+
+    def encode_values(self, side: str, values: Sequence[str], **kwargs: Any) -> np.ndarray: ...
+
+
+def default_templates(modality: Modality | str) -> tuple[str, ...]:
+    return AUDIO_TEMPLATES if Modality(modality) == Modality.AUDIO else IMAGE_TEMPLATES
+
+
+def check_labels(labels: Sequence[str] | str) -> list[str]:
+    """Labels as given (comma-separated text or a list), stripped; refuse empty and duplicates."""
+    items = labels.split(",") if isinstance(labels, str) else list(labels)
+    out = [str(label).strip() for label in items]
+    if not out or all(not label for label in out):
+        raise ConfigError("no labels given: zero-shot needs at least two class names")
+    if any(not label for label in out):
+        raise ConfigError(f"an empty label in {out!r}: every label needs a name")
+    seen: dict[str, str] = {}
+    dupes = []
+    for label in out:
+        key = label.casefold()
+        if key in seen:
+            dupes.append(label)
+        seen.setdefault(key, label)
+    if dupes:
+        raise ConfigError(f"duplicated labels: {', '.join(map(repr, dupes))}")
+    if len(out) < 2:
+        raise ConfigError(f"only one label ({out[0]!r}): zero-shot chooses between two or more")
+    return out
+
+
+def check_templates(templates: Sequence[str] | str) -> list[str]:
+    items = [templates] if isinstance(templates, str) else list(templates)
+    if not items:
+        raise ConfigError("no prompt templates given")
+    for t in items:
+        if t.count("{}") != 1:
+            raise ConfigError(f"prompt template {t!r} must hold exactly one {{}} for the label")
+    return items
+
+
+def build_zero_shot_classifier(
+    space: Space,
+    labels: Sequence[str],
+    templates: Sequence[str],
+    *,
+    cache: EmbeddingCache | None = None,
+) -> np.ndarray:
+    """Class weights (dim, n_labels): each label's prompt embeddings, averaged and renormalised."""
+    labels, templates = check_labels(labels), check_templates(templates)
+    prompts = [t.replace("{}", label) for label in labels for t in templates]
+    text = space.side_of(Modality.TEXT)
+    z = space.encode_values(text, prompts, cache=cache)
+    per_label = z.reshape(len(labels), len(templates), -1).mean(axis=1)
+    per_label /= np.linalg.norm(per_label, axis=1, keepdims=True).clip(min=1e-12)
+    return per_label.T.astype(np.float32)
+
+
+class ZeroShotClassifier:
+    """Classify images or audio into ``labels`` with no training examples.
+
+    ``alignment`` is ``None``/``"default"`` (the shipped alignment for ``modality``), ``"conse"``
+    (images through the ImageNet classifier), a saved alignment folder, a CLIP/CLAP checkpoint
+    folder, or an object with the :class:`Space` methods (an :class:`Alignment`).
+    """
+
+    def __init__(
+        self,
+        labels: Sequence[str] | str,
+        templates: Sequence[str] | str | None = None,
+        *,
+        alignment: Space | str | Path | None = None,
+        modality: Modality | str | None = None,
+        cache: EmbeddingCache | None = None,
+    ) -> None:
+        self.labels = check_labels(labels)
+        self.space = resolve_space(alignment, modality)
+        self.modality = Modality(modality) if modality is not None else _media_modality(self.space)
+        self.side = self.space.side_of(self.modality)
+        if templates is None:
+            recorded = getattr(self.space, "record", {}).get("templates")
+            templates = recorded or default_templates(self.modality)
+        self.templates = check_templates(templates)
+        self.cache = cache
+        self.weights = build_zero_shot_classifier(
+            self.space, self.labels, self.templates, cache=cache
+        )
+
+    def embed(
+        self, inputs: np.ndarray | ColumnEmbeddings | Sequence[str], *, base: Path | None = None
+    ) -> np.ndarray:
+        """Unit vectors of inputs: pooled encoder vectors, a ColumnEmbeddings, or file paths."""
+        if isinstance(inputs, np.ndarray) or hasattr(inputs, "pooled"):
+            return self.space.embed(self.side, inputs)
+        if isinstance(inputs, str | Path):
+            inputs = [str(inputs)]
+        values = [str(v) for v in inputs]
+        return self.space.encode_values(self.side, values, base=base, cache=self.cache)
+
+    def logits(self, inputs: Any, *, base: Path | None = None) -> np.ndarray:
+        return self.space.scale * (self.embed(inputs, base=base) @ self.weights)
+
+    def predict_proba(self, inputs: Any, *, base: Path | None = None) -> np.ndarray:
+        """(N, n_labels) class probabilities."""
+        logits = self.logits(inputs, base=base)
+        logits -= logits.max(axis=1, keepdims=True)
+        p = np.exp(logits)
+        return p / p.sum(axis=1, keepdims=True)
+
+    def predict(self, inputs: Any, *, base: Path | None = None) -> list[str]:
+        """The most likely label of each input."""
+        return [self.labels[i] for i in np.argmax(self.logits(inputs, base=base), axis=1)]
+
+
+def _media_modality(space: Space) -> Modality:
+    sides = getattr(space, "sides", None)
+    if isinstance(sides, dict):
+        others = [s.modality for s in sides.values() if s.modality not in (None, Modality.TEXT)]
+        if len(others) == 1:
+            return Modality(others[0])
+    return Modality.IMAGE
+
+
+def resolve_space(spec: Space | str | Path | None, modality: Modality | str | None) -> Space:
+    """Turn what the user gave as ``alignment`` into a shared space (see ZeroShotClassifier)."""
+    if spec is not None and not isinstance(spec, str | Path):
+        return spec
+    key = "default" if spec is None else str(spec)
+    if key == "default":
+        from polymodal.align.default import default_kind, load_default
+
+        return load_default(default_kind(modality or Modality.IMAGE))
+    if key == "conse":
+        if modality not in (None, Modality.IMAGE, "image"):
+            raise ConfigError("ConSE classifies images only (through the ImageNet classifier)")
+        from polymodal.align.conse import ConSE
+
+        return ConSE()
+    folder = Path(key).expanduser()
+    if not folder.is_dir():
+        raise ConfigError(
+            f"alignment {key!r} is not 'default', 'conse', or a folder (an alignment saved "
+            "by `polymodal align`, or a CLIP/CLAP checkpoint)"
+        )
+    from polymodal.align.model import Alignment, is_alignment_folder
+
+    if is_alignment_folder(folder):
+        return Alignment.load(folder)
+    return two_tower_alignment(folder, modality or Modality.IMAGE)
+
+
+def two_tower_alignment(folder: str | Path, modality: Modality | str) -> Alignment:
+    """A CLIP-like checkpoint as an :class:`Alignment`: its ``modality`` tower and its text tower
+    already share a space, so both heads are the identity; its temperature is the checkpoint's."""
+    from polymodal.align.heads import ProjectionHead
+    from polymodal.align.model import Alignment, Side
+    from polymodal.encoders.registry import build_encoder
+
+    media = build_encoder(folder, modality=Modality(modality))
+    text = build_encoder(folder, modality=Modality.TEXT)
+    if media.info.width != text.info.width:
+        raise ConfigError(
+            f"{folder}: its {modality} tower gives {media.info.width}-d vectors and its text "
+            f"tower {text.info.width}-d; they do not share a space"
+        )
+    width = media.info.width
+    return Alignment(
+        Side.of(media),
+        Side.of(text),
+        ProjectionHead(width, width, lock=True),
+        ProjectionHead(width, width, lock=True),
+        loss="clip-checkpoint",
+        logit_scale=_checkpoint_logit_scale(Path(folder), Modality(modality)),
+        record={"checkpoint": str(folder)},
+    )
+
+
+def _checkpoint_logit_scale(folder: Path, modality: Modality) -> float:
+    """CLIP's ``logit_scale`` (CLAP's ``logit_scale_a`` for audio), or log 100 if absent."""
+    from safetensors import safe_open
+
+    names = ("logit_scale_a", "logit_scale") if modality == Modality.AUDIO else ("logit_scale",)
+    for path in sorted(folder.glob("*.safetensors")):
+        with safe_open(str(path), framework="np") as f:
+            for name in names:
+                if name in f.keys():  # noqa: SIM118 (safe_open is not a dict)
+                    return float(np.asarray(f.get_tensor(name)).reshape(-1)[0])
+    return float(np.log(100.0))
