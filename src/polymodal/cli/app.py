@@ -19,7 +19,8 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from polymodal.cli import embed, evaluate, fit, inspect, models, predict
+    from polymodal.cli import align, classify, embed, evaluate, fit, inspect, models, predict
+    from polymodal.cli import eval as eval_cli
 
     app.command("models")(models.models)
     app.command("inspect")(inspect.inspect)
@@ -27,6 +28,9 @@ def _register() -> None:
     app.command("fit")(fit.fit)
     app.command("predict")(predict.predict)
     app.command("evaluate")(evaluate.evaluate)
+    app.command("align")(align.align)
+    app.command("classify")(classify.classify)
+    app.add_typer(eval_cli.eval_app, name="eval")
 
 
 def main() -> None:

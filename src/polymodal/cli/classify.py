@@ -1,0 +1,131 @@
+"""``polymodal classify FILES --labels "cat,dog"``: zero-shot classification of images or audio."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from polymodal.align.zeroshot import Space, ZeroShotClassifier
+    from polymodal.cache.embed import ColumnEmbeddings
+    from polymodal.encoders.base import Encoder
+    from polymodal.modality import Modality
+
+ALIGNMENT_HELP = (
+    "'default' (shipped), 'conse', a folder saved by `polymodal align`, or a CLIP folder."
+)
+
+
+def classify(
+    files: list[Path] = typer.Argument(..., help="Image or audio files, or folders of them."),
+    labels: str = typer.Option(..., help='Class names, comma-separated: "cat,dog,bird".'),
+    template: list[str] | None = typer.Option(
+        None, "--template", "--templates", help="Prompt with {} for the label; repeatable."
+    ),
+    alignment: str = typer.Option("default", help=ALIGNMENT_HELP),
+    clip: Path | None = typer.Option(
+        None, help="A CLIP/CLAP checkpoint folder (same as --alignment)."
+    ),
+    top: int = typer.Option(1, min=1, help="How many labels to print per file."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
+    cache_dir: Path | None = typer.Option(None, help="Embedding cache folder."),
+    quiet: bool = typer.Option(False, "-q", help="No progress bars."),
+) -> None:
+    """Print the most likely labels of each file; unreadable files are reported and skipped."""
+    from polymodal.align.model import embed_values
+    from polymodal.align.zeroshot import ZeroShotClassifier, check_labels
+    from polymodal.cli.align import open_cache
+
+    names = check_labels(labels)  # before any model loads: a bad list fails fast
+    paths = expand_files(files)
+    modality = files_modality(paths)
+    space = load_space(clip or alignment, modality)
+    zs = ZeroShotClassifier(names, template or None, alignment=space, modality=modality)
+    encoder = side_encoder(space, zs.side)
+    col, report = embed_values(
+        encoder, [str(p) for p in paths], cache=open_cache(cache_dir), progress=not quiet
+    )
+    for s in report.skipped:
+        typer.echo(f"skipped {s.path or paths[s.row]}: {s.problem}", err=True)
+    rows = col.present.nonzero()[0]
+    if len(rows) == 0:
+        raise typer.Exit(1)
+    probs = probabilities(zs, col, rows, [str(p) for p in paths])
+    k = min(top, len(names))
+    for r, p in zip(rows, probs, strict=True):
+        best = p.argsort()[::-1][:k]
+        if as_json:
+            record = {
+                "file": str(paths[r]),
+                "labels": {names[i]: round(float(p[i]), 4) for i in best},
+            }
+            typer.echo(json.dumps(record))
+        else:
+            cells = "\t".join(f"{names[i]}\t{p[i]:.3f}" for i in best)
+            typer.echo(f"{paths[r]}\t{cells}")
+    if report.skipped:
+        typer.echo(f"{len(report.skipped)} of {len(paths)} files skipped", err=True)
+
+
+def expand_files(files: list[Path]) -> list[Path]:
+    """Files as given; folders replaced by the media files under them (sorted)."""
+    from polymodal.errors import ConfigError
+    from polymodal.modality import modality_of_path
+
+    out: list[Path] = []
+    for f in files:
+        if f.is_dir():
+            found = sorted(
+                p
+                for p in f.rglob("*")
+                if p.is_file() and not p.name.startswith(".") and modality_of_path(p.name)
+            )
+            if not found:
+                raise ConfigError(f"{f}: no image, audio or video files found")
+            out.extend(found)
+        else:
+            out.append(f)
+    return out
+
+
+def files_modality(paths: list[Path]) -> Modality:
+    """The one media modality the files' extensions say (image unless all are audio)."""
+    from polymodal.errors import ConfigError
+    from polymodal.modality import Modality, modality_of_path
+
+    kinds = {modality_of_path(p.name) for p in paths} - {None}
+    if len(kinds) > 1:
+        raise ConfigError(
+            f"the files mix {', '.join(sorted(map(str, kinds)))}: classify one modality at a time"
+        )
+    return kinds.pop() if kinds else Modality.IMAGE
+
+
+def load_space(spec: str | Path, modality: Modality) -> Space:
+    from polymodal.align.zeroshot import resolve_space
+
+    return resolve_space(str(spec), modality)
+
+
+def side_encoder(space: Space, side: str) -> Encoder:
+    """The encoder of one side of the space (checked against what it was trained on)."""
+    from polymodal.align.conse import ConSE
+
+    if isinstance(space, ConSE):
+        return space.image_encoder if side == "a" else space.text_encoder
+    return space.sides[side].build_encoder()  # type: ignore[attr-defined]
+
+
+def probabilities(
+    zs: ZeroShotClassifier, col: ColumnEmbeddings, rows: np.ndarray, values: list[str]
+) -> np.ndarray:
+    """Class probabilities of the given rows: from cached vectors, or through the fine-tuned
+    encoder when the alignment fine-tuned that side (cached vectors are the frozen encoder's)."""
+    if zs.side in getattr(zs.space, "tuned", {}):
+        return zs.predict_proba([values[r] for r in rows])
+    return zs.predict_proba(col.pooled[rows])

@@ -1,0 +1,152 @@
+"""``polymodal eval zeroshot|retrieval``: accuracy and Recall@K with 95% confidence intervals."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import typer
+
+from polymodal.cli.classify import ALIGNMENT_HELP
+
+if TYPE_CHECKING:
+    from polymodal.align.zeroshot import Space
+    from polymodal.data.schema import Schema
+    from polymodal.modality import Modality
+
+eval_app = typer.Typer(
+    help="Evaluate zero-shot classification and cross-modal retrieval.", no_args_is_help=True
+)
+
+
+@eval_app.command("zeroshot")
+def zeroshot(
+    data: Path = typer.Argument(..., help="A table, or a folder of media (class subfolders)."),
+    label: str = typer.Option(..., help="Column holding the true class (a folder: 'folder')."),
+    column: str | None = typer.Option(None, help="The image/audio column (default: the only one)."),
+    labels: str | None = typer.Option(None, help="Class names (default: the label column's)."),
+    template: list[str] | None = typer.Option(None, "--template", "--templates"),
+    alignment: str = typer.Option("default", help=ALIGNMENT_HELP),
+    clip: Path | None = typer.Option(None, help="A CLIP/CLAP checkpoint folder."),
+    base: Path | None = typer.Option(None, help="Folder that relative paths start from."),
+    cache_dir: Path | None = typer.Option(None, help="Embedding cache folder."),
+    encoding: str = typer.Option("utf-8", help="Text encoding of a CSV/TSV file."),
+    quiet: bool = typer.Option(False, "-q", help="No progress bars."),
+) -> None:
+    """Zero-shot accuracy on a labelled set: each row's media against every class name."""
+    from polymodal.align.retrieval import proportion
+    from polymodal.align.zeroshot import ZeroShotClassifier, check_labels
+    from polymodal.cli.align import embed_column, open_cache
+    from polymodal.cli.classify import load_space, probabilities, side_encoder
+    from polymodal.data.dataset import load_dataset
+    from polymodal.data.paths import resolve_path
+    from polymodal.errors import ConfigError
+
+    t0 = time.perf_counter()
+    ds = load_dataset(data, base=base, exclude=[label], encoding=encoding)
+    name = _media_column(ds.schema, column)
+    truth = ds.frame[label]
+    has_label = truth.notna() & (truth.astype(str).str.strip() != "")
+    truth = truth.astype(str).str.strip()
+    names = check_labels(labels) if labels else check_labels(sorted(set(truth[has_label])))
+    unknown = sorted(set(truth[has_label]) - set(names))
+    if unknown:
+        raise ConfigError(f"label column {label!r} holds classes not in --labels: {unknown[:5]}")
+    modality = ds.schema.modality(name)
+    space = load_space(clip or alignment, modality)
+    zs = ZeroShotClassifier(names, template or None, alignment=space, modality=modality)
+    col, report = embed_column(ds, name, side_encoder(space, zs.side), open_cache(cache_dir), quiet)
+    use = col.present & has_label.to_numpy()
+    n_skipped = len(ds) - int(use.sum())
+    if not use.any():
+        raise ConfigError("no row has both a usable file and a label")
+    values = [
+        str(resolve_path(v, ds.base)) if u else "" for v, u in zip(ds.frame[name], use, strict=True)
+    ]
+    probs = probabilities(zs, col, np.flatnonzero(use), values)
+    pred = np.array(names)[probs.argmax(axis=1)]
+    actual = truth.to_numpy()[use]
+    acc = proportion(int((pred == actual).sum()), len(actual))
+    typer.echo(f"zero-shot accuracy on {len(actual)} rows ({len(names)} classes): {acc}")
+    typer.echo(f"  chance {1 / len(names):.1%}; templates: {' | '.join(zs.templates)}")
+    for cls in names:
+        mask = actual == cls
+        if mask.any():
+            typer.echo(f"  {cls:<20} {proportion(int((pred[mask] == cls).sum()), int(mask.sum()))}")
+    if n_skipped:
+        typer.echo(
+            f"{n_skipped} rows skipped (no label, or the file missing or unreadable)", err=True
+        )
+        for s in report.skipped[:5]:
+            typer.echo(f"  row {s.row}: {s.problem}", err=True)
+    typer.echo(f"done in {time.perf_counter() - t0:.1f} s", err=True)
+
+
+@eval_app.command("retrieval")
+def retrieval(
+    pairs: Path = typer.Argument(..., help="A table with the two columns."),
+    a: str = typer.Option(..., "--a", help="Query column (e.g. images)."),
+    b: str = typer.Option(..., "--b", help="Column to retrieve (e.g. captions)."),
+    alignment: str = typer.Option("default", help=ALIGNMENT_HELP),
+    clip: Path | None = typer.Option(None, help="A CLIP/CLAP checkpoint folder."),
+    k: list[int] | None = typer.Option(None, "-k", help="Recall@K cut-offs (default 1, 5, 10)."),
+    base: Path | None = typer.Option(None, help="Folder that relative paths start from."),
+    column: list[str] | None = typer.Option(None, help="Force a modality: NAME=MODALITY."),
+    cache_dir: Path | None = typer.Option(None, help="Embedding cache folder."),
+    encoding: str = typer.Option("utf-8", help="Text encoding of a CSV/TSV file."),
+    quiet: bool = typer.Option(False, "-q", help="No progress bars."),
+) -> None:
+    """Recall@K from A to B and back, every row's pair the target (equal cells count too)."""
+    from polymodal.align.retrieval import duplicate_groups, format_metrics, retrieval_metrics
+    from polymodal.cli.align import embed_column, load_pairs, open_cache
+    from polymodal.cli.classify import load_space, side_encoder
+    from polymodal.errors import ConfigError
+    from polymodal.modality import Modality
+
+    if a == b:
+        raise ConfigError(f"--a and --b name the same column {a!r}")
+    ds = load_pairs(pairs, a, b, base=base, column=column, encoding=encoding)
+    mods = {name: ds.schema.modality(name) for name in (a, b)}
+    media = next((m for m in mods.values() if m != Modality.TEXT), Modality.TEXT)
+    space = load_space(clip or alignment, media)
+    sides = _sides(space, mods[a], mods[b])
+    cache = open_cache(cache_dir)
+    cols = {}
+    for name, side in zip((a, b), sides, strict=True):
+        cols[name] = embed_column(ds, name, side_encoder(space, side), cache, quiet)[0]
+    use = cols[a].present & cols[b].present
+    if use.sum() < 2:
+        raise ConfigError(f"{int(use.sum())} rows have both columns: retrieval needs at least 2")
+    za = space.embed(sides[0], cols[a].pooled[use])
+    zb = space.embed(sides[1], cols[b].pooled[use])
+    values = ds.frame.loc[use, [a, b]].astype(str)
+    groups = duplicate_groups(values[a].tolist(), values[b].tolist())
+    metrics = retrieval_metrics(za, zb, ks=tuple(k or (1, 5, 10)), groups=groups)
+    typer.echo(format_metrics(metrics, a=a, b=b))
+    if (~use).any():
+        typer.echo(f"{int((~use).sum())} rows skipped (one side missing or unreadable)", err=True)
+
+
+def _media_column(schema: Schema, column: str | None) -> str:
+    from polymodal.errors import ConfigError
+    from polymodal.modality import Modality
+
+    names = [c.name for c in schema.columns if c.modality in (Modality.IMAGE, Modality.AUDIO)]
+    if column is not None:
+        if column not in names:
+            raise ConfigError(f"column {column!r} is not an image or audio column ({names})")
+        return column
+    if len(names) != 1:
+        raise ConfigError(
+            f"pass --column: the table has {len(names)} image/audio columns ({names})"
+        )
+    return names[0]
+
+
+def _sides(space: Space, mod_a: Modality, mod_b: Modality) -> tuple[str, str]:
+    """Which side of the space each column goes through (by modality, in order when equal)."""
+    if mod_a == mod_b:
+        return ("a", "b")
+    return space.side_of(mod_a), space.side_of(mod_b)

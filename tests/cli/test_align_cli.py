@@ -1,0 +1,166 @@
+"""``polymodal align``, ``classify``, ``eval zeroshot`` and ``eval retrieval`` end to end.
+
+The table is real: scikit-learn's handwritten digits saved as PNG files beside their words. The
+encoders are the two towers of a tiny random CLIP checkpoint saved to a folder, the same code
+path as a real checkpoint, so the test needs no weights package.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from tests.cli.test_cli import run
+from tests.encoders.test_huggingface import clip_folder
+
+WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+N = 240
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from sklearn.datasets import load_digits
+
+    folder = tmp_path_factory.mktemp("digits")
+    (folder / "img").mkdir()
+    pixels, labels = load_digits(return_X_y=True)
+    rows = []
+    for i in range(N):
+        img = np.kron(pixels[i].reshape(8, 8) * 255 / 16, np.ones((4, 4))).astype(np.uint8)
+        Image.fromarray(img).convert("RGB").save(folder / "img" / f"{i}.png")
+        rows.append(
+            {"image": f"img/{i}.png", "caption": WORDS[labels[i]], "digit": WORDS[labels[i]]}
+        )
+    rows[5]["caption"] = None  # one side missing: skipped and counted
+    rows[7]["image"] = "img/gone.png"  # the file does not exist: skipped and counted
+    pd.DataFrame(rows).to_csv(folder / "pairs.csv", index=False)
+    return folder / "pairs.csv"
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return clip_folder(tmp_path_factory.mktemp("clip"))
+
+
+@pytest.fixture(scope="module")
+def aligned(table: Path, clip: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    out = tmp_path_factory.mktemp("run") / "aligned"
+    res = run(
+        "align", str(table), "--a", "image", "--b", "caption", "-o", str(out),
+        "--a-encoder", str(clip), "--b-encoder", str(clip), "--lock", "none",
+        "--epochs", "30", "--patience", "30", "--lr", "0.01", "--batch-size", "256",
+        "--cache-dir", str(out.parent / "cache"), "-q",
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    return out, res.stdout + res.stderr
+
+
+def test_align_trains_saves_and_counts_skipped_pairs(aligned: tuple[Path, str]) -> None:
+    out, log = aligned
+    config = json.loads((out / "config.json").read_text())
+    assert config["format"] == "polymodal-alignment"
+    assert config["sides"]["a"]["column"] == "image" and config["sides"]["b"]["column"] == "caption"
+    assert config["record"]["pairs_skipped"] == 2
+    assert config["record"]["pairs_train"] + config["record"]["pairs_val"] == N - 2
+    assert "2 of 240 pairs skipped" in log
+    assert "row 5: column 'caption': empty" in log and "row 7: column 'image'" in log
+    assert re.search(r"image -> caption: R@1 \d+\.\d% \[", log)
+
+
+def test_classify_with_the_trained_alignment(aligned: tuple[Path, str], table: Path) -> None:
+    out, _ = aligned
+    files = [str(table.parent / "img" / f"{i}.png") for i in range(3)]
+    res = run(
+        "classify", *files, str(table.parent / "missing.png"), "--labels", ",".join(WORDS),
+        "--template", "{}", "--alignment", str(out), "--top", "2", "-q",
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.strip().splitlines()
+    assert len(lines) == 3
+    for line, f in zip(lines, files, strict=True):
+        cells = line.split("\t")
+        assert cells[0] == f and cells[1] in WORDS and cells[3] in WORDS
+        assert 0 <= float(cells[2]) <= 1 and float(cells[2]) >= float(cells[4])
+    assert "skipped" in res.stderr and "missing.png" in res.stderr
+
+
+def test_classify_with_a_clip_checkpoint_as_json(clip: Path, table: Path) -> None:
+    res = run(
+        "classify", str(table.parent / "img"), "--labels", "cat,dog", "--clip", str(clip),
+        "--json", "-q",
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    records = [json.loads(line) for line in res.stdout.splitlines()]
+    assert len(records) == N  # every PNG in the folder
+    assert all(len(r["labels"]) == 1 and set(r["labels"]) <= {"cat", "dog"} for r in records)
+    assert all(0.5 <= next(iter(r["labels"].values())) <= 1 for r in records)
+
+
+def test_eval_zeroshot_prints_accuracy_with_an_interval(
+    aligned: tuple[Path, str], table: Path
+) -> None:
+    out, _ = aligned
+    res = run(
+        "eval", "zeroshot", str(table), "--label", "digit", "--column", "image",
+        "--template", "{}", "--alignment", str(out), "-q",
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    m = re.search(
+        r"zero-shot accuracy on (\d+) rows \(10 classes\): ([\d.]+)% \[([\d.]+), ([\d.]+)\]",
+        res.stdout,
+    )
+    assert m, res.stdout
+    n, acc, low, high = int(m[1]), float(m[2]), float(m[3]), float(m[4])
+    assert n == N - 1 and low <= acc <= high
+    assert acc > 20.0  # chance is 10%; these are mostly training rows
+    assert "1 rows skipped" in res.stderr
+
+
+def test_eval_retrieval_prints_recall_both_ways(aligned: tuple[Path, str], table: Path) -> None:
+    out, _ = aligned
+    res = run(
+        "eval", "retrieval", str(table), "--a", "image", "--b", "caption",
+        "--alignment", str(out), "-k", "1", "-k", "5", "-q",
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert f"{N - 2} held-out pairs" in res.stdout
+    assert re.search(r"image -> caption: R@1 [\d.]+% \[[\d.]+, [\d.]+\], R@5", res.stdout)
+    assert re.search(r"caption -> image: R@1", res.stdout)
+    assert "2 rows skipped" in res.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--labels", "cat"], "only one label"),
+        (["--labels", "cat,Cat"], "duplicated labels"),
+        (["--labels", ""], "no labels"),
+        (
+            ["--labels", "a,b", "--alignment", "/nonexistent/x"],
+            "is not 'default', 'conse', or a folder",
+        ),
+    ],
+)
+def test_classify_bad_input_is_one_clear_line(table: Path, args: list[str], message: str) -> None:
+    res = run("classify", str(table.parent / "img" / "0.png"), *args)
+    assert res.returncode == 2
+    assert message in res.stderr and "Traceback" not in res.stderr
+
+
+def test_align_bad_input_is_one_clear_line(table: Path, tmp_path: Path) -> None:
+    res = run("align", str(table), "--a", "image", "--b", "nope", "-o", str(tmp_path / "o"))
+    assert res.returncode == 2 and "column 'nope' is not in the table" in res.stderr
+    res = run("align", str(table), "--a", "image", "--b", "image", "-o", str(tmp_path / "o"))
+    assert res.returncode == 2 and "same column" in res.stderr
+    res = run(
+        "align", str(table), "--a", "image", "--b", "caption", "-o", str(tmp_path / "o"),
+        "--a-encoder", "nosuchencoder",
+    )  # fmt: skip
+    assert res.returncode == 2 and "unknown encoder 'nosuchencoder'" in res.stderr
+    assert "Traceback" not in res.stderr
