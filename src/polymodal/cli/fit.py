@@ -26,9 +26,11 @@ def fit(
     encoder: list[str] | None = typer.Option(None, help="MODALITY=NAME_OR_FOLDER."),
     tokens: str = typer.Option("pooled", help="pooled, or sequence (hybrid reads token states)."),
     epochs: int = typer.Option(200, min=1),
-    patience: int = typer.Option(20, min=1),
-    batch_size: int = typer.Option(64, min=1),
-    hidden: int = typer.Option(256, min=1),
+    patience: int = typer.Option(10, min=1, help="Stop after this many epochs without a new best."),
+    batch_size: int = typer.Option(
+        256, min=1, help="Rows per step; large batches are fast on CPU."
+    ),
+    hidden: int = typer.Option(256, min=1, help="Width of the fusion network."),
     seed: int = typer.Option(0),
     fine_tune_blocks: int = typer.Option(
         0, min=0, help="Fine-tune the last K encoder blocks (slow on CPU; small data only)."
