@@ -242,3 +242,15 @@ def test_bad_parameters_are_config_errors() -> None:
         Predictor("z").fit(frame)
     with pytest.raises(ConfigError, match="not fitted"):
         Predictor("y").predict(frame)
+
+
+def test_report_compares_models_and_shows_robustness(
+    table: tuple[pd.DataFrame, Path], tmp_path: Path
+) -> None:
+    frame, folder = table
+    model = Predictor("label", fusion="auto", **fast(epochs=3)).fit(frame.iloc[:70], base=folder)
+    page = model.report(tmp_path / "fit.html").read_text()  # on the validation rows
+    assert "image only" in page and "hybrid" in page and "Robustness" in page
+    assert "data:image/png;base64," in page
+    on_test = model.report(tmp_path / "test.html", frame.iloc[70:], base=folder).read_text()
+    assert "Test scores of the kept model" in on_test and "No test data" not in on_test

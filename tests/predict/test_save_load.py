@@ -136,13 +136,14 @@ def test_fine_tuned_encoder_weights_are_saved(tmp_path: Path) -> None:
     from polymodal.encoders.registry import build_encoder
 
     frame = make_table(tmp_path / "data", n=30)
+    encoders = {
+        "text": build_encoder("minilm-l6", tiny=True),
+        "image": build_encoder("efficientnet-lite0", tiny=True),
+    }
     model = Predictor(
-        "label",
-        fusion="early",
-        exclude=["photo"],
-        fine_tune_blocks=1,
-        **fast(epochs=2, encoders={"text": build_encoder("minilm-l6", tiny=True)}),
+        "label", fusion="hybrid", fine_tune_blocks=1, **fast(epochs=2, encoders=encoders)
     ).fit(frame, base=tmp_path / "data")
+    assert len(model.network_.encoders) == 2
     model.save(tmp_path / "m")
     loaded = Predictor.load(tmp_path / "m")
     head = frame.head(10)

@@ -31,6 +31,7 @@ from polymodal.predict.network import PredictorNetwork
 from polymodal.predict.problem import Target
 
 EVAL_BATCH = 2048
+FINE_TUNE_EVAL_BATCH = 32
 _GRAD_CLIP = 5.0
 
 
@@ -172,9 +173,11 @@ def network_outputs(
     """Raw outputs (N, n_outputs) in eval mode, in chunks, without gradients."""
     network.eval()
     parts = []
+    # Fine-tuned encoders run on raw inputs inside the network: keep their activations small.
+    chunk = EVAL_BATCH if len(network.encoders) == 0 else FINE_TUNE_EVAL_BATCH
     with torch.no_grad():
-        for lo in range(0, len(x), EVAL_BATCH):
-            idx = torch.arange(lo, min(lo + EVAL_BATCH, len(x)))
+        for lo in range(0, len(x), chunk):
+            idx = torch.arange(lo, min(lo + chunk, len(x)))
             parts.append(network(x.take(idx), keep).float().numpy())
     if not parts:
         return np.zeros((0, network.n_outputs), np.float32)
