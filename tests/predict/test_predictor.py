@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from polymodal.encoders.registry import build_encoder
-from polymodal.errors import ConfigError
+from polymodal.errors import ConfigError, InputError
 from polymodal.predict import Predictor
 from polymodal.predict.problem import MISSING_LABEL
 
@@ -254,3 +254,11 @@ def test_report_compares_models_and_shows_robustness(
     assert "data:image/png;base64," in page
     on_test = model.report(tmp_path / "test.html", frame.iloc[70:], base=folder).read_text()
     assert "Test scores of the kept model" in on_test and "No test data" not in on_test
+
+
+def test_a_bad_number_is_named_by_its_row_in_the_users_table() -> None:
+    frame = pd.DataFrame({"size": [str(float(i)) for i in range(60)], "y": ["a", "b"] * 30})
+    frame.loc[[1, 2], "y"] = None  # dropped rows must not shift the row numbers in messages
+    frame.loc[40, "size"] = "twelve"
+    with pytest.raises(InputError, match=r"row 40, column 'size': not a number: 'twelve'"):
+        Predictor("y", fusion="early", val_fraction=0.01, **fast(epochs=1)).fit(frame)

@@ -30,7 +30,7 @@ from polymodal.data.schema import ColumnSpec, Schema, detect_schema
 from polymodal.data.table import load_table
 from polymodal.encoders.base import Encoder
 from polymodal.encoders.tabular import TabularBatch, TabularPreprocessor
-from polymodal.errors import ConfigError, SkippedRow
+from polymodal.errors import ConfigError, InputError, SkippedRow
 from polymodal.fusion.base import SlotSpec
 from polymodal.modality import Modality
 from polymodal.predict.auto import FUSION_KINDS, candidates, fit_candidates
@@ -221,8 +221,8 @@ class Predictor:
         schema = self._drop_unusable(schema, frame.iloc[tr], media, tr)
         self.schema_ = schema
         self.slots_, self.slot_columns_, self.tabular_slot_ = self._make_slots(schema, media)
-        self.tabular_ = self._fit_tabular(schema, frame.iloc[tr])
-        full = self._build(frame, media, prepared.y)
+        self.tabular_ = self._fit_tabular(schema, frame.iloc[tr], prepared.rows[tr])
+        full = self._build(frame, media, prepared.y, rows=prepared.rows)
         if full.tabular is not None:
             self.notes_ += full.tabular.notes
         train_fs = full.take(tr)
@@ -444,12 +444,17 @@ class Predictor:
             slots.append(SlotSpec(tabular_slot, modality, width, width, n_tokens))
         return slots, columns, tabular_slot
 
-    def _fit_tabular(self, schema: Schema, train_frame: pd.DataFrame) -> TabularPreprocessor | None:
+    def _fit_tabular(
+        self, schema: Schema, train_frame: pd.DataFrame, rows: np.ndarray
+    ) -> TabularPreprocessor | None:
         numeric = schema.names(Modality.NUMERIC)
         categorical = schema.names(Modality.CATEGORICAL)
         if not numeric and not categorical:
             return None
-        pre = TabularPreprocessor(numeric, categorical).fit(train_frame)
+        try:
+            pre = TabularPreprocessor(numeric, categorical).fit(train_frame.reset_index(drop=True))
+        except InputError as err:
+            raise err if err.row is None else err.at(row=int(rows[err.row])) from None
         self.notes_ += pre.fit_notes_
         return pre
 
@@ -458,7 +463,10 @@ class Predictor:
         frame: pd.DataFrame,
         media: Mapping[str, MediaInput],
         y: np.ndarray | None,
+        *,
+        rows: np.ndarray | None = None,
     ) -> FeatureSet:
+        """Features of ``frame``; ``rows`` maps its positions to the user's table for errors."""
         embedded = {c: m for c, m in media.items() if isinstance(m, ColumnEmbeddings)}
         decoded = {c: m for c, m in media.items() if not isinstance(m, ColumnEmbeddings)}
         return build_features(
@@ -467,12 +475,14 @@ class Predictor:
             columns=self.slot_columns_,
             embedded=embedded,
             decoded=decoded,
-            tabular=self._tabular_batch(frame),
+            tabular=self._tabular_batch(frame, rows),
             tabular_slot=self.tabular_slot_,
             y=y,
         )
 
-    def _tabular_batch(self, frame: pd.DataFrame) -> TabularBatch | None:
+    def _tabular_batch(
+        self, frame: pd.DataFrame, rows: np.ndarray | None = None
+    ) -> TabularBatch | None:
         pre = getattr(self, "tabular_", None)
         if pre is None or self.tabular_slot_ is None:
             return None
@@ -482,7 +492,12 @@ class Predictor:
             # A column the data lacks is missing in every row: the tabular module's learned
             # missing tokens stand in for it.
             frame = frame.assign(**{c: np.nan for c in absent})
-        return pre.transform(frame[wanted])
+        try:
+            return pre.transform(frame[wanted])
+        except InputError as err:
+            if rows is None or err.row is None:
+                raise
+            raise err.at(row=int(rows[err.row])) from None
 
     # -------------------------------------------------------------------------- features
     def features(
@@ -497,7 +512,12 @@ class Predictor:
         return self._features(frame, data_base)
 
     def _features(
-        self, frame: pd.DataFrame, base: Path | None, y: np.ndarray | None = None
+        self,
+        frame: pd.DataFrame,
+        base: Path | None,
+        y: np.ndarray | None = None,
+        *,
+        rows: np.ndarray | None = None,
     ) -> FeatureSet:
         notes: list[str] = []
         needed = [*self.slot_columns_.values()]
@@ -518,8 +538,8 @@ class Predictor:
             if c in frame.columns
         ]
         self._encoders_for_predict()
-        media, report = self._media_inputs(frame, base, specs)
-        fs = self._build(frame, media, y)
+        media, report = self._media_inputs(frame, base, specs, rows=rows)
+        fs = self._build(frame, media, y, rows=rows)
         report.notes = notes + report.notes + (fs.tabular.notes if fs.tabular is not None else [])
         self.last_report_ = report
         return fs
@@ -547,7 +567,9 @@ class Predictor:
         frame = frame.loc[has].reset_index(drop=True)
         if frame.empty:
             raise ConfigError(f"the {what} data has no row with a label")
-        fs = self._features(frame, data_base, self.target_.encode(frame[self.label]))
+        fs = self._features(
+            frame, data_base, self.target_.encode(frame[self.label]), rows=np.flatnonzero(has)
+        )
         notes += [f"{what} data: {n}" for n in self.last_report_.notes]
         self.last_report_.notes = notes
         return fs, notes
