@@ -122,10 +122,10 @@ def format_leaderboard(rows: Sequence[Mapping[str, Any]]) -> str:
     header = ["candidate", f"val {metric}", *([f"test {metric}"] if has_test else []), "seconds"]
     lines = [header]
     for r in rows:
-        cells = [("* " if r["chosen"] else "  ") + r["candidate"], f"{r['val_score']:.4f}"]
+        cells = [("* " if r["chosen"] else "  ") + r["candidate"], _number(r["val_score"])]
         if has_test:
             test = r.get("test_score")
-            cells.append("-" if test is None else f"{test:.4f}")
+            cells.append("-" if test is None else _number(test))
         cells.append(f"{r['fit_seconds']:.1f}")
         lines.append(cells)
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
@@ -136,6 +136,13 @@ def format_leaderboard(rows: Sequence[Mapping[str, Any]]) -> str:
         )
         for line in lines
     )
+
+
+def _number(value: float | None) -> str:
+    """Scores as people read them: 0.8731, or 123,234 for errors in the label's units."""
+    if value is None or value != value:
+        return "nan"
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4f}"
 
 
 def _key(item: Trained) -> tuple[float, float]:
