@@ -91,3 +91,12 @@ def test_build_loss_by_name() -> None:
     assert isinstance(build_loss("SigLIP"), SigLipLoss)
     with pytest.raises(ConfigError, match="unknown alignment loss"):
         build_loss("triplet")
+
+
+def test_siglip_labels_repeated_captions_positive_with_groups() -> None:
+    a = torch.tensor([[1.0, 0, 0], [1.0, 0, 0], [0, 1.0, 0]])
+    loss = SigLipLoss(temperature=0.01, bias=-50.0)  # logits: +50 when equal, -50 otherwise
+    groups = torch.tensor([0, 0, 1])
+    assert float(loss(a, a, groups).detach()) < 1e-6
+    # Without groups rows 0 and 1 are told they are not pairs although they are identical.
+    assert float(loss(a, a).detach()) > 10

@@ -103,12 +103,12 @@ def train_alignment(
         _, (va, vb), _ = _pair_up(val[0], val[1], a_encoder, b_encoder)
     locked = _locked_side(lock, sides)
     tuned = _tuned_sides(unfreeze_blocks, locked, a_encoder, b_encoder)
-    groups = _default_groups(a, b, tuned) if groups is None else np.asarray(groups)[kept]
+    given = None if groups is None else np.asarray(groups)[kept]
     if val is None:
-        train_idx, val_idx = _split(len(groups), val_fraction, seed)
+        train_idx, val_idx = _split(len(a), val_fraction, seed)
         va, vb = _take(a, val_idx), _take(b, val_idx)
-        a, b, groups = _take(a, train_idx), _take(b, train_idx), groups[train_idx]
-    val_groups = _default_groups(va, vb, tuned) if len(va) else np.zeros(0, np.int64)
+        a, b = _take(a, train_idx), _take(b, train_idx)
+        given = None if given is None else given[train_idx]
     n = len(a)
     if n < 2:
         raise ConfigError(f"alignment needs at least 2 training pairs, got {n}")
@@ -127,6 +127,8 @@ def train_alignment(
             for i, s in enumerate(SIDES)
         }
         val_towers = {s: towers[s].on((va, vb)[i]) for i, s in enumerate(SIDES)}
+        groups = _default_groups(towers) if given is None else given
+        val_groups = _default_groups(val_towers)
         params = [
             {
                 "params": [p for h in heads.values() for p in h.parameters()],
@@ -269,13 +271,12 @@ def _take(values: Any, idx: np.ndarray) -> Any:
     return [values[i] for i in idx]
 
 
-def _default_groups(a: Any, b: Any, tuned: set[str]) -> np.ndarray:
-    keys = [
-        x
-        for s, x in zip(SIDES, (a, b), strict=True)
-        if s not in tuned and isinstance(x, np.ndarray)
-    ]
-    return duplicate_groups(*keys) if keys else np.arange(len(a))
+def _default_groups(towers: dict[str, _Tower]) -> np.ndarray:
+    """Rows sharing an identical pooled vector on a frozen side (a repeated caption) are
+    positives for each other; a fine-tuned side's outputs change, so it cannot say."""
+    keys = [t.data.numpy() for t in towers.values() if t.module is None]
+    n = len(next(iter(towers.values())).data)
+    return duplicate_groups(*keys) if keys and n else np.arange(n)
 
 
 def _split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
