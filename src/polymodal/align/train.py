@@ -129,21 +129,12 @@ def train_alignment(
         val_towers = {s: towers[s].on((va, vb)[i]) for i, s in enumerate(SIDES)}
         groups = _default_groups(towers) if given is None else given
         val_groups = _default_groups(val_towers)
-        params = [
-            {
-                "params": [p for h in heads.values() for p in h.parameters()],
-                "weight_decay": weight_decay,
-            },
-            {"params": list(loss_fn.parameters()), "weight_decay": 0.0},
-        ]
-        enc_params = [p for t in towers.values() for p in t.trainable()]
-        if enc_params:
-            params.append({"params": enc_params, "lr": lr * _ENCODER_LR, "weight_decay": 0.0})
         batches = _batches(n, batch_size)
-        opt = torch.optim.AdamW(params, lr=lr)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, _warmup_cosine(epochs * len(batches)))
-        use_groups = bool(len(np.unique(groups)) < n)
-        g_tensor = torch.from_numpy(groups)
+        opt, sched = _optimizer(
+            heads, loss_fn, towers, lr=lr, weight_decay=weight_decay, steps=epochs * len(batches)
+        )
+        # Group ids only matter when some row has a duplicate; without any, skip the masking.
+        g_tensor = torch.from_numpy(groups) if len(np.unique(groups)) < n else None
         gen = torch.Generator().manual_seed(seed)
 
         def snapshot() -> Alignment:
@@ -157,19 +148,9 @@ def train_alignment(
             for m in (*heads.values(), loss_fn):
                 m.train()
             perm = torch.randperm(n, generator=gen)
-            total = 0.0
-            for start, stop in batches:
-                idx = perm[start:stop]
-                za, zb = towers["a"](idx), towers["b"](idx)
-                value = loss_fn(za, zb, g_tensor[idx] if use_groups else None)
-                opt.zero_grad(set_to_none=True)
-                value.backward()
-                opt.step()
-                sched.step()
-                total += float(value.detach()) * len(idx)
             row: dict[str, float] = {
                 "epoch": epoch,
-                "loss": total / n,
+                "loss": _train_epoch(towers, loss_fn, opt, sched, perm, batches, g_tensor),
                 "lr": float(sched.get_last_lr()[0]),
                 "logit_scale": float(loss_fn.logit_scale.detach()),
             }
@@ -178,9 +159,8 @@ def train_alignment(
                 metrics = _evaluate(val_towers, val_groups)
                 row.update(_flat(metrics))
             history.epochs.append(row)
-            score = row.get(
-                "mean_R@1", -row["loss"]
-            )  # no held-out pairs: the training loss decides
+            # With no held-out pairs, the training loss decides.
+            score = row.get("mean_R@1", -row["loss"])
             bar.set_postfix(
                 loss=f"{row['loss']:.3f}", r1=f"{row.get('mean_R@1', float('nan')):.3f}"
             )
@@ -201,6 +181,53 @@ def train_alignment(
         if checkpoint is not None:
             best.save(checkpoint)
         return best, history
+
+
+def _optimizer(
+    heads: dict[str, ProjectionHead],
+    loss_fn: nn.Module,
+    towers: dict[str, _Tower],
+    *,
+    lr: float,
+    weight_decay: float,
+    steps: int,
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+    """AdamW (no decay on the temperature; unfrozen encoder blocks at a lower rate), warm-up
+    then cosine decay over ``steps``."""
+    params: list[dict[str, Any]] = [
+        {
+            "params": [p for h in heads.values() for p in h.parameters()],
+            "weight_decay": weight_decay,
+        },
+        {"params": list(loss_fn.parameters()), "weight_decay": 0.0},
+    ]
+    encoder_params = [p for t in towers.values() for p in t.trainable()]
+    if encoder_params:
+        params.append({"params": encoder_params, "lr": lr * _ENCODER_LR, "weight_decay": 0.0})
+    opt = torch.optim.AdamW(params, lr=lr)
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, _warmup_cosine(steps))
+
+
+def _train_epoch(
+    towers: dict[str, _Tower],
+    loss_fn: nn.Module,
+    opt: torch.optim.Optimizer,
+    sched: torch.optim.lr_scheduler.LambdaLR,
+    perm: torch.Tensor,
+    batches: list[tuple[int, int]],
+    groups: torch.Tensor | None,
+) -> float:
+    """One pass over the shuffled pairs; returns the mean loss."""
+    total = 0.0
+    for start, stop in batches:
+        idx = perm[start:stop]
+        value = loss_fn(towers["a"](idx), towers["b"](idx), None if groups is None else groups[idx])
+        opt.zero_grad(set_to_none=True)
+        value.backward()
+        opt.step()
+        sched.step()
+        total += float(value.detach()) * len(idx)
+    return total / len(perm)
 
 
 # ---------------------------------------------------------------------------- inputs
