@@ -8,7 +8,8 @@ Built the way AV-MNIST is, with *both* modalities degraded so neither alone is e
   ~180 per digit, drawn by the seed), so no test image is ever seen in training; clip i of a
   (speaker, digit) is paired with image ``i mod len(pool)`` of that pool. A PCA fitted on the
   training speakers' images keeps only ``PCA_COMPONENTS`` components (3 of 64 keep 40% of the
-  variance about the mean image: 60% of the variance is removed) and the 8x8 reconstruction is drawn dark-on-white, upscaled (nearest) to 64x64;
+  variance about the mean image: 60% of it is removed) and the 8x8 reconstruction is drawn
+  dark-on-white, upscaled (nearest) to 64x64;
 - audio: every clip is mixed with a stretch of a real recording (Debian ``scratch`` sounds:
   animals, music loops, effects, crowd noise...) at ``SNR_DB``. The noise for a clip depends
   only on its file name, so noisy clips are shared by all seeds.
