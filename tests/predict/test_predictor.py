@@ -242,6 +242,8 @@ def test_bad_parameters_are_config_errors() -> None:
         Predictor("z").fit(frame)
     with pytest.raises(ConfigError, match="not fitted"):
         Predictor("y").predict(frame)
+    with pytest.raises(ConfigError, match="'photo' is not a modality"):
+        Predictor("y", encoders={"photo": "efficientnet-lite0"}).fit(frame.assign(t="some text"))
 
 
 def test_report_compares_models_and_shows_robustness(

@@ -322,7 +322,13 @@ class Predictor:
     def _resolve_encoders(self, schema: Schema) -> dict[Modality, Encoder]:
         from polymodal.encoders.registry import build_encoder, default_encoder_name
 
-        given = {Modality(str(m).lower()): e for m, e in (self.encoders or {}).items()}
+        given: dict[Modality, str | Encoder] = {}
+        for key, choice in (self.encoders or {}).items():
+            try:
+                given[Modality(str(key).lower())] = choice
+            except ValueError:
+                names = ", ".join(m.value for m in Modality if not m.is_tabular)
+                raise ConfigError(f"encoders: {key!r} is not a modality; use {names}") from None
         out: dict[Modality, Encoder] = {}
         for modality in schema.modalities:
             if modality.is_tabular:
