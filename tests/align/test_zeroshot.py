@@ -24,7 +24,7 @@ from polymodal.align.zeroshot import (
 from polymodal.errors import ConfigError
 from polymodal.modality import Modality
 from tests.align.conftest import WORDS, Digits
-from tests.encoders.test_huggingface import clip_folder
+from tests.encoders.test_huggingface import clap_folder, clip_folder
 
 N_TRAIN = 1200
 
@@ -102,6 +102,27 @@ def test_clip_checkpoint_prompt_ensemble_matches_transformers(
     assert probs.shape == (2, 3)
     assert zs.predict([str(p) for p in photos]) == [labels[i] for i in probs.argmax(1)]
     assert zs.modality == Modality.IMAGE and zs.space.sides["a"].modality == Modality.IMAGE
+
+
+def test_audio_zero_shot_with_a_clap_checkpoint(tmp_path: Path) -> None:
+    """Audio through a tiny random CLAP: audio templates, CLAP's audio temperature."""
+    import soundfile as sf
+
+    from polymodal.align.zeroshot import AUDIO_TEMPLATES
+
+    folder = clap_folder(tmp_path / "clap")
+    wavs = []
+    for hz in (440.0, 880.0):
+        t = np.arange(16000) / 16000
+        wavs.append(tmp_path / f"{hz:.0f}.wav")
+        sf.write(wavs[-1], (0.3 * np.sin(2 * np.pi * hz * t)).astype(np.float32), 16000)
+    zs = ZeroShotClassifier(["dog", "rain", "bell"], alignment=folder, modality=Modality.AUDIO)
+    assert zs.templates == list(AUDIO_TEMPLATES)
+    model = transformers.ClapModel.from_pretrained(folder)
+    assert zs.space.scale == pytest.approx(float(model.logit_scale_a.exp()), rel=1e-6)
+    probs = zs.predict_proba([str(w) for w in wavs])
+    assert probs.shape == (2, 3)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-6)
 
 
 def test_clip_folder_without_a_modality_tower_is_a_config_error(clip: Path) -> None:
