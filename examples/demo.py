@@ -3,13 +3,15 @@
 Builds a small table whose rows pair a real handwritten digit (scikit-learn's bundled scans) with
 real synthetic speech of the same digit's name (espeak-ng, several voices and speeds), plus one row
 with a missing file and one with a corrupt file, to show how bad input is reported. Then runs the
-CLI as a user would — ``polymodal inspect`` and ``polymodal embed`` (twice: the second run
-comes from the cache) — and fits linear probes on each modality's embeddings and on both together.
+CLI as a user would: ``polymodal inspect``, ``polymodal embed`` (twice: the second run comes from
+the cache), then ``polymodal fit`` (each modality alone and every fusion, compared), ``predict``
+(with each modality's contribution) and ``evaluate`` on held-out rows.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -21,7 +23,19 @@ import pandas as pd
 from PIL import Image
 
 WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+SNR_DB = -12.0  # speech buried in noise: hard for audio alone, easy with the image beside it
 VOICES = ["en", "en-us", "en-gb-x-rp", "en+f3", "en+m3", "en-us+f2"]
+
+
+def add_noise(path: Path, snr_db: float, rng: np.random.Generator) -> None:
+    """Mix white noise into a WAV at ``snr_db``, so that neither modality alone is perfect."""
+    import soundfile as sf
+
+    speech, rate = sf.read(path, dtype="float32")
+    noise = rng.normal(0, 1, speech.shape).astype(np.float32)
+    gain = np.sqrt(np.mean(speech**2) / (np.mean(noise**2) * 10 ** (snr_db / 10)))
+    mixed = speech + gain * noise
+    sf.write(path, mixed / max(1.0, float(np.abs(mixed).max())), rate)
 
 
 def build_table(out: Path, per_class: int, seed: int = 0) -> Path:
@@ -58,6 +72,7 @@ def build_table(out: Path, per_class: int, seed: int = 0) -> Path:
                 check=True,
                 capture_output=True,
             )
+            add_noise(out / speech_path, SNR_DB, rng)
             rows.append({"image": image_path, "speech": speech_path, "label": WORDS[label]})
     rows.append({"image": "images/does_not_exist.png", "speech": "speech/0_0.wav", "label": "zero"})
     (out / "images" / "corrupt.png").write_bytes(b"this is not a png")
@@ -76,24 +91,20 @@ def cli(*args: str) -> float:
     return time.perf_counter() - t0
 
 
-def probe(parquet: Path) -> None:
-    """5-fold linear probes on each modality's embeddings and on both concatenated."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import cross_val_score
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    frame = pd.read_parquet(parquet)
-    ok = frame["image.embedding"].notna() & frame["speech.embedding"].notna()
-    frame = frame[ok]
-    y = frame["label"].to_numpy()
-    feats = {m: np.stack(frame[f"{m}.embedding"].to_numpy()) for m in ("image", "speech")}
-    feats["image + speech"] = np.hstack([feats["image"], feats["speech"]])
-    print(f"\nLinear probes, 5-fold accuracy on {len(y)} rows:")
-    for name, x in feats.items():
-        model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, C=0.5))
-        acc = cross_val_score(model, x, y, cv=5)
-        print(f"  {name:<16} {acc.mean():.3f} ± {acc.std():.3f}  ({x.shape[1]}-d)")
+def split(table: Path, seed: int = 0) -> tuple[Path, Path]:
+    """A stratified 75/25 train/test split of the table, written beside it."""
+    frame = pd.read_csv(table)
+    rng = np.random.default_rng(seed)
+    test_rows = [
+        i
+        for _, rows in frame.groupby("label").groups.items()
+        for i in rng.choice(rows, size=max(1, len(rows) // 4), replace=False)
+    ]
+    test, train = frame.loc[sorted(test_rows)], frame.drop(test_rows)
+    paths = table.with_name("train.csv"), table.with_name("test.csv")
+    train.to_csv(paths[0], index=False)
+    test.to_csv(paths[1], index=False)
+    return paths
 
 
 def main() -> None:
@@ -101,8 +112,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("out/demo"))
     parser.add_argument("--per-class", type=int, default=20)
     args = parser.parse_args()
+    if args.out.exists():
+        shutil.rmtree(args.out)
+    # A private cache, so the demo shows a first run and a cached run every time.
+    os.environ["POLYMODAL_HOME"] = str(args.out / "cache")
     table = build_table(args.out, args.per_class)
     print(f"built {table} with {args.per_class * 10 + 2} rows (2 deliberately bad)")
+    train, test = split(table)
     cli("inspect", str(table), "--exclude", "label", "--deep")
     parquet = args.out / "embeddings.parquet"
     first = cli("embed", str(table), "--exclude", "label", "-o", str(parquet), "-q")
@@ -110,7 +126,28 @@ def main() -> None:
     print(
         f"\nfirst embed {first:.1f} s, second (cache) {second:.1f} s: {first / second:.0f}x faster"
     )
-    probe(parquet)
+    model, report = args.out / "model", args.out / "report.html"
+    cli(
+        "fit",
+        str(train),
+        "--label",
+        "label",
+        "--fusion",
+        "auto",
+        "-o",
+        str(model),
+        "--test",
+        str(test),
+        "--report",
+        str(report),
+        "-q",
+    )
+    preds = args.out / "predictions.csv"
+    cli("predict", str(model), str(test), "-o", str(preds))
+    cli("evaluate", str(model), str(test))
+    print(f"\nfirst predictions ({preds}):")
+    print(pd.read_csv(preds).head(5).to_string(index=False))
+    print(f"\nreport: {report}")
 
 
 if __name__ == "__main__":
