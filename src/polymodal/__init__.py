@@ -11,8 +11,8 @@ import os
 # a user's own setting wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from polymodal.errors import InputError, PolymodalError, SkippedRow  # noqa: E402
-from polymodal.modality import Modality  # noqa: E402
+from polymodal.errors import InputError, PolymodalError, SkippedRow
+from polymodal.modality import Modality
 
 __version__ = "0.1.0"
 
