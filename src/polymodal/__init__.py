@@ -5,10 +5,9 @@ The library imports without the CLI; heavy runtimes (torch, onnxruntime, ctransl
 
 import os
 
-# torch's OpenMP threads spin while waiting for work; when decoding threads, ONNX Runtime or another
-# process share the cores, that spinning made training steps 20x slower (415 ms vs 18 ms measured on
-# 2 cores). Passive waiting costs nothing measurable when the machine is idle. Set before torch loads;
-# a user's own setting wins.
+# torch's OpenMP threads spin while waiting for work. When decode threads, ONNX Runtime or another
+# process share the cores, that spinning made training steps 20x slower (415 ms vs 18 ms, 2 cores).
+# Set before torch loads; a user's own setting wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from polymodal.errors import InputError, PolymodalError, SkippedRow
