@@ -1,0 +1,342 @@
+"""Simple baselines on frozen pooled embeddings of the default encoders, to check our data matches
+the numbers in issue 3 before any fusion network is trained.
+
+- Houses, Tux Paint: 5-fold cross-validation over all rows (ridge / logistic regression on
+  standardised pooled embeddings; zipcode one-hot);
+- AV-digits: the benchmark's own speaker split (train + val speakers -> the test speaker), mean
+  over ``--seeds``; also the settings sweep used to tune the degradation (``--pca``, ``--snr``).
+
+"early" = one model on the concatenated features; "late" = average of the per-modality models'
+probabilities; "stacked" = a linear model over out-of-fold per-modality predictions. Usage:
+
+    .venv/bin/python benchmarks/fuse_baselines.py --dataset all --json out/bench/baselines.json
+    .venv/bin/python benchmarks/fuse_baselines.py --dataset av_digits --limit 10 --pca 1 2 3 \
+        --snr -5 -10 -15        # tune the degradation on 10 of the 50 clips per speaker x digit
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: import benchmarks.*, never a stray "datasets"
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+import numpy as np
+import pandas as pd
+from sklearn.base import clone
+from sklearn.compose import TransformedTargetRegressor
+from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegressor
+from sklearn.linear_model import LinearRegression, LogisticRegression, RidgeCV
+from sklearn.model_selection import KFold, StratifiedKFold
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from benchmarks.datasets import BenchData, build
+from polymodal.cache.embed import embed_table
+from polymodal.cache.store import EmbeddingCache
+from polymodal.data.schema import ColumnSpec, Schema
+from polymodal.modality import Modality
+
+ALPHAS = np.logspace(-2, 5, 15)
+
+
+# ------------------------------------------------------------------------------ features
+def embed_columns(data: BenchData, cache: EmbeddingCache, columns: Sequence[str]) -> dict:
+    """Column -> (pooled (N, D), present (N,)) for the media / text ``columns`` of ``data``."""
+    schema = Schema(tuple(ColumnSpec(c, Modality(data.columns[c]), "benchmark") for c in columns))
+    table = embed_table(data.frame, schema, cache=cache, progress=sys.stderr.isatty())
+    for row in table.report.skipped:
+        print(f"  skipped: {row}", file=sys.stderr)
+    return {c: (e.pooled, e.present) for c, e in table.columns.items()}
+
+
+def tabular_features(frame: pd.DataFrame, *, log_area: bool = False) -> np.ndarray:
+    """Houses numbers (standardised later by the model) and zipcode one-hot.
+
+    ``log_area``: log of the floor area, whose skew otherwise lets a few mansions dominate."""
+    numbers = frame[["bedrooms", "bathrooms", "area"]].to_numpy(float)
+    if log_area:
+        numbers[:, 2] = np.log(numbers[:, 2])
+    zips = OneHotEncoder(handle_unknown="ignore", sparse_output=False).fit_transform(
+        frame[["zipcode"]]
+    )
+    return np.hstack([numbers, zips])
+
+
+def logreg() -> object:
+    return make_pipeline(StandardScaler(), LogisticRegression(max_iter=3000))
+
+
+def ridge(log_target: bool = False) -> object:
+    model = make_pipeline(StandardScaler(), RidgeCV(alphas=ALPHAS))
+    if log_target:
+        return TransformedTargetRegressor(model, func=np.log, inverse_func=np.exp)
+    return model
+
+
+# ------------------------------------------------------------------------------ scoring
+def oof_proba(x: np.ndarray, y: np.ndarray, folds: list) -> np.ndarray:
+    """Out-of-fold class probabilities of a logistic regression (classes sorted)."""
+    classes = np.unique(y)
+    out = np.zeros((len(y), len(classes)))
+    for train, test in folds:
+        clf = logreg().fit(x[train], y[train])
+        out[np.ix_(test, np.searchsorted(classes, clf.classes_))] = clf.predict_proba(x[test])
+    return out
+
+
+def oof_predict(model: object, x: np.ndarray, y: np.ndarray, folds: list) -> np.ndarray:
+    out = np.zeros(len(y))
+    for train, test in folds:
+        out[test] = clone(model).fit(x[train], y[train]).predict(x[test])
+    return out
+
+
+def accuracy(proba: np.ndarray, y: np.ndarray) -> float:
+    return float((np.unique(y)[proba.argmax(1)] == y).mean())
+
+
+def regression_scores(pred: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    return {"mae": float(np.mean(np.abs(pred - y))), "mape": float(np.mean(np.abs(pred - y) / y))}
+
+
+# ------------------------------------------------------------------------------ data sets
+def houses(work: Path, cache: EmbeddingCache, seeds: Sequence[int]) -> dict[str, dict[str, float]]:
+    """5-fold CV, repeated with each seed's shuffle; metrics averaged over the repeats."""
+    data = build("houses", work)
+    frame, y = data.frame, data.frame["price"].to_numpy(float)
+    rooms = data.groups["image"]
+    emb = embed_columns(data, cache, rooms)
+    photos = np.hstack([emb[r][0] for r in rooms])
+    tab_raw = tabular_features(frame)
+    tab = tabular_features(frame, log_area=True)
+    runs: dict[str, list[dict[str, float]]] = {}
+    for seed in seeds:
+        folds = list(KFold(5, shuffle=True, random_state=seed).split(tab))
+        preds = {
+            "tabular ridge (raw price)": oof_predict(ridge(), tab_raw, y, folds),
+            "tabular ridge (log area, log price)": oof_predict(ridge(True), tab, y, folds),
+            "four photos ridge (raw price)": oof_predict(ridge(), photos, y, folds),
+            "four photos ridge (log price)": oof_predict(ridge(True), photos, y, folds),
+            "early: ridge on tabular + photos (log price)": oof_predict(
+                ridge(True), np.hstack([tab, photos]), y, folds
+            ),
+        }
+        # Stacking: a linear model over the two ridges' out-of-fold log predictions.
+        stack_x = np.log(
+            np.clip(
+                np.column_stack(
+                    [
+                        preds["tabular ridge (log area, log price)"],
+                        preds["four photos ridge (log price)"],
+                    ]
+                ),
+                1.0,
+                None,
+            )
+        )
+        preds["stacked late fusion: tabular ridge + photos ridge"] = np.exp(
+            oof_predict(LinearRegression(), stack_x, np.log(y), folds)
+        )
+        # No-photo control: two tabular models averaged, so ensembling is not mistaken for fusion.
+        forest = TransformedTargetRegressor(
+            RandomForestRegressor(300, min_samples_leaf=2, random_state=seed, n_jobs=1),
+            func=np.log,
+            inverse_func=np.exp,
+        )
+        gbm = TransformedTargetRegressor(
+            HistGradientBoostingRegressor(max_iter=200, learning_rate=0.05, random_state=seed),
+            func=np.log,
+            inverse_func=np.exp,
+        )
+        preds["tabular random forest (log price)"] = oof_predict(forest, tab, y, folds)
+        preds["tabular gradient boosting (log price)"] = oof_predict(gbm, tab, y, folds)
+        tab_ridge = preds["tabular ridge (log area, log price)"]
+        preds["no-photo control: ridge + forest averaged"] = (
+            tab_ridge + preds["tabular random forest (log price)"]
+        ) / 2
+        preds["no-photo control: ridge + gradient boosting averaged"] = (
+            tab_ridge + preds["tabular gradient boosting (log price)"]
+        ) / 2
+        for name, pred in preds.items():
+            runs.setdefault(name, []).append(regression_scores(pred, y))
+    return {
+        f"{name} [n={len(y)}, 5-fold x {len(seeds)}]": {
+            k: float(np.mean([r[k] for r in scores])) for k in scores[0]
+        }
+        for name, scores in runs.items()
+    }
+
+
+def tuxpaint(work: Path, cache: EmbeddingCache, seed: int) -> dict[str, dict[str, float]]:
+    data = build("tuxpaint", work)
+    y = data.frame["category"].to_numpy()
+    emb = embed_columns(data, cache, ("image", "text", "sound"))
+    out: dict[str, dict[str, float]] = {}
+    for subset, rows in (
+        ("all", np.ones(len(y), bool)),
+        ("with sound", emb["sound"][1]),
+    ):
+        feats = {"text": emb["text"][0][rows], "image": emb["image"][0][rows]}
+        if subset == "with sound":
+            feats["sound"] = emb["sound"][0][rows]
+        ys = y[rows]
+        # Some classes of the sound subset have 1-4 rows: sklearn warns that they cannot be in
+        # every fold, and they are simply predicted wrong when held out.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            folds = list(StratifiedKFold(5, shuffle=True, random_state=seed).split(ys, ys))
+        probas = {m: oof_proba(x, ys, folds) for m, x in feats.items()}
+        tag = f" [{subset}, n={len(ys)}, 5-fold]"
+        for m, p in probas.items():
+            out[f"{m}{tag}"] = {"accuracy": accuracy(p, ys)}
+        early = oof_proba(np.hstack(list(feats.values())), ys, folds)
+        out[f"early (concat){tag}"] = {"accuracy": accuracy(early, ys)}
+        late = np.mean(list(probas.values()), axis=0)
+        out[f"late (mean of probabilities){tag}"] = {"accuracy": accuracy(late, ys)}
+    return out
+
+
+def av_digits(
+    work: Path,
+    cache: EmbeddingCache,
+    seeds: Sequence[int],
+    *,
+    limit: int | None,
+    pcas: Sequence[int | None],
+    snrs: Sequence[float | None],
+) -> dict[str, dict[str, float]]:
+    out: dict[str, dict[str, float]] = {}
+    for pca in pcas:
+        for snr in snrs:
+            scores: dict[str, list[float]] = {}
+            for seed in seeds:
+                data = build(
+                    "av_digits", work, seed=seed, limit=limit, pca_components=pca, snr_db=snr
+                )
+                emb = embed_columns(data, cache, ("image", "audio"))
+                y = data.frame["digit"].to_numpy()
+                test = (data.frame["split"] == "test").to_numpy()
+                fold = [(np.flatnonzero(~test), np.flatnonzero(test))]
+                probas = {m: oof_proba(emb[m][0], y, fold)[test] for m in ("image", "audio")}
+                probas["early (concat)"] = oof_proba(
+                    np.hstack([emb["image"][0], emb["audio"][0]]), y, fold
+                )[test]
+                probas["late (mean of probabilities)"] = (probas["image"] + probas["audio"]) / 2
+                for m, p in probas.items():
+                    scores.setdefault(m, []).append(accuracy(p, y[test]))
+            tag = f" [pca={pca}, snr={snr} dB, n={len(y)}, seeds={list(seeds)}]"
+            for m, accs in scores.items():
+                out[m + tag] = {
+                    "accuracy": float(np.mean(accs)),
+                    "accuracy_std": float(np.std(accs)),
+                }
+    return out
+
+
+# ------------------------------------------------------------------------------ main
+def markdown(name: str, results: dict[str, dict[str, float]]) -> str:
+    metrics = sorted({k for r in results.values() for k in r})
+    lines = [
+        f"### {name}",
+        "",
+        "| model | " + " | ".join(metrics) + " |",
+        "|---" * (len(metrics) + 1) + "|",
+    ]
+    for model, r in results.items():
+        cells = [_fmt(k, r[k]) if k in r else "" for k in metrics]
+        lines.append(f"| {model} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _fmt(metric: str, value: float) -> str:
+    if metric == "mae":
+        return f"${value / 1000:,.1f}k"
+    return f"{100 * value:.1f}%"
+
+
+def _opt_number(text: str) -> float | None:
+    return None if text.lower() == "none" else float(text)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--dataset", choices=["av_digits", "houses", "tuxpaint", "all"], default="all"
+    )
+    parser.add_argument("--work", type=Path, default=Path("out/bench"))
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=None,
+        help="embedding cache file (default WORK/cache/embeddings.sqlite3)",
+    )
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument(
+        "--limit", type=int, default=None, help="AV-digits: clips per speaker x digit"
+    )
+    parser.add_argument(
+        "--pca",
+        type=_opt_number,
+        nargs="+",
+        default=None,
+        help="AV-digits: PCA components kept (none = undegraded)",
+    )
+    parser.add_argument(
+        "--snr",
+        type=_opt_number,
+        nargs="+",
+        default=None,
+        help="AV-digits: SNR in dB (none = clean audio)",
+    )
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads (the machine is shared)"
+    )
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from benchmarks.datasets import av_digits as avd
+
+    torch.set_num_threads(args.threads)
+    cache = EmbeddingCache(args.cache or args.work / "cache" / "embeddings.sqlite3")
+    names = ["av_digits", "houses", "tuxpaint"] if args.dataset == "all" else [args.dataset]
+    report: dict[str, dict[str, dict[str, float]]] = {}
+    for name in names:
+        start = time.perf_counter()
+        if name == "houses":
+            report[name] = houses(args.work, cache, args.seeds)
+        elif name == "tuxpaint":
+            report[name] = tuxpaint(args.work, cache, args.seeds[0])
+        else:
+            pcas = (
+                [None if p is None else int(p) for p in args.pca]
+                if args.pca
+                else [avd.PCA_COMPONENTS]
+            )
+            report[name] = av_digits(
+                args.work,
+                cache,
+                args.seeds,
+                limit=args.limit,
+                pcas=pcas,
+                snrs=args.snr or [avd.SNR_DB],
+            )
+        print(
+            markdown(name, report[name]) + f"\n\n({time.perf_counter() - start:.0f} s)\n",
+            flush=True,
+        )
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
