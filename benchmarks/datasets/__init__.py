@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 SPLITS = ("train", "val", "test")
-NAMES = ("av_digits", "houses", "tuxpaint")
+NAMES = ("av_digits", "houses", "tuxpaint", "tuxpaint_sounds")
 
 
 @dataclass(frozen=True)
@@ -126,6 +126,11 @@ def _builders() -> Mapping[str, Callable[..., BenchData]]:
     # Imported here: each builder module imports BenchData from this package.
     from .av_digits import build_av_digits
     from .houses import build_houses
-    from .tuxpaint import build_tuxpaint
+    from .tuxpaint import build_tuxpaint, build_tuxpaint_sounds
 
-    return {"av_digits": build_av_digits, "houses": build_houses, "tuxpaint": build_tuxpaint}
+    return {
+        "av_digits": build_av_digits,
+        "houses": build_houses,
+        "tuxpaint": build_tuxpaint,
+        "tuxpaint_sounds": build_tuxpaint_sounds,
+    }

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -149,3 +150,9 @@ def build_tuxpaint(
         groups={"image": ("image",), "text": ("text",), "audio": ("sound",)},
         notes=notes,
     )
+
+
+def build_tuxpaint_sounds(work: Path, *, seed: int = 0, **options: object) -> BenchData:
+    """The stamps that have a sound (134): image + text + sound all present in every row."""
+    data = build_tuxpaint(work, seed=seed, sound_only=True, **options)  # type: ignore[arg-type]
+    return replace(data, name="tuxpaint_sounds")

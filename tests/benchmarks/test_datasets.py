@@ -87,6 +87,9 @@ def test_tuxpaint_build_subset(tmp_path: Path) -> None:
     assert data.notes["no_image"] == data.frame["image"].isna().sum()
     assert data.frame["text"].notna().all()
     assert data.groups["audio"] == ("sound",)
+    sounds = build("tuxpaint_sounds", tmp_path, seed=0, svg=False)
+    assert sounds.name == "tuxpaint_sounds" and len(sounds.frame) == 134
+    assert sounds.frame["sound"].notna().all()
 
 
 def test_rasterise_svg(tmp_path: Path) -> None:
