@@ -19,6 +19,7 @@ BENCHMARKS: dict[str, list[str]] = {
     "text_throughput": ["text_throughput.py", "--n", "512", "--repeats", "3"],
     "audio_fsdd": ["audio_fsdd.py", "--naive-limit", "300"],
     "cache_rerun": ["cache_rerun.py"],
+    "fuse": ["fuse_benchmark.py", "--dataset", "all", "--seeds", "0", "1", "2"],
 }
 
 
