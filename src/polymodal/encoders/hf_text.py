@@ -29,6 +29,7 @@ from polymodal.encoders.hf_common import (
     masked_mean,
     read_json,
 )
+from polymodal.encoders.token_batch import pad_token_ids
 from polymodal.errors import ConfigError
 from polymodal.modality import Modality
 
@@ -228,13 +229,7 @@ class HFTextEncoder(HFEncoder):
 
     def collate(self, items: Sequence[TokenIds]) -> dict[str, torch.Tensor]:
         """Right-pad to the longest item."""
-        width = max(len(item) for item in items)
-        ids = torch.full((len(items), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(items), width), dtype=torch.long)
-        for i, item in enumerate(items):
-            ids[i, : len(item)] = torch.from_numpy(item.ids)
-            mask[i, : len(item)] = 1
-        return {"input_ids": ids, "attention_mask": mask}
+        return pad_token_ids([item.ids for item in items], self.pad_id)
 
     def example_inputs(self, n: int) -> list[TokenIds]:
         """``n`` sentences of random lower-case words, tokenised."""

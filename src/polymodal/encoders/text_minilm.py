@@ -22,6 +22,7 @@ import numpy as np
 
 from polymodal.encoders.base import Embedding, Encoder, EncoderInfo, Lazy
 from polymodal.encoders.registry import register_encoder
+from polymodal.encoders.token_batch import pad_token_ids
 from polymodal.encoders.weights import WeightSource, fast_checksum
 from polymodal.errors import ConfigError
 from polymodal.modality import Modality
@@ -155,15 +156,7 @@ class TransformerTextEncoder(Encoder):
     # ------------------------------------------------------------------ encode
     def collate(self, items: Sequence[TextInput]) -> dict[str, torch.Tensor]:
         """Right-pad to the longest item."""
-        import torch
-
-        width = max(len(item) for item in items)
-        ids = torch.full((len(items), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(items), width), dtype=torch.long)
-        for i, item in enumerate(items):
-            ids[i, : len(item)] = torch.from_numpy(item.input_ids)
-            mask[i, : len(item)] = 1
-        return {"input_ids": ids, "attention_mask": mask}
+        return pad_token_ids([item.input_ids for item in items], self.pad_id)
 
     def encode(self, items: Sequence[TextInput], *, tokens: bool = False) -> list[Embedding]:
         """Embed a batch; items are grouped by length so little compute goes to padding."""
