@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -147,3 +148,19 @@ def test_speech_pairs_are_seeded_and_never_fsdd(tmp_path: Path) -> None:
 
 def test_every_package_is_known() -> None:
     assert {"tuxpaint-stamps-default", "espeak-ng", "unicode-data"} <= set(PACKAGES)
+
+
+@pytest.mark.parametrize("kind", ["image-text", "audio-text"])
+def test_shipped_default_is_small_and_records_how_it_was_trained(kind: str) -> None:
+    from polymodal.align.default import default_dir, is_installed, load_default
+
+    if not is_installed(kind):
+        pytest.skip(f"no shipped {kind} alignment (run scripts/train_default_alignment.py)")
+    folder = default_dir(kind)
+    assert sum(p.stat().st_size for p in folder.iterdir()) < 3_000_000
+    alignment = load_default(kind)
+    assert alignment.b.encoder == "minilm-l6" and alignment.heads["b"].lock  # LiT: text locked
+    training = alignment.record["training"]
+    assert training["held_out_pairs"] > 0 and training["seed"] == 0
+    assert "fsdd" not in json.dumps(training["pairs"]) and "clothing" not in training["pairs"]
+    assert alignment.record["templates"]
