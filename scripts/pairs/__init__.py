@@ -41,7 +41,8 @@ PACKAGES: dict[str, str] = {
     "unicode-data": "/usr/share/unicode/emoji/emoji-test.txt",
     "scratch": "/usr/share/scratch/Media",
     "espeak-ng": "/usr/bin/espeak-ng",
-    "librsvg2-bin": "/usr/bin/rsvg-convert",
+    "librsvg2-bin": "/usr/bin/rsvg-convert",  # rasterises the SVG-only Tux Paint stamps
+    "wamerican": "/usr/share/dict/words",  # tells English OpenClipArt titles from Italian ones
 }
 
 
