@@ -208,3 +208,27 @@ def test_shipped_defaults_when_installed_sit_on_the_default_encoders() -> None:
         media = Modality(kind.split("-")[0])
         assert al.sides[al.side_of(media)].modality == media
         assert al.sides[al.side_of(Modality.TEXT)].encoder == "minilm-l6"
+
+
+@pytest.mark.real_weights
+def test_shipped_image_alignment_mixes_conse_as_recorded() -> None:
+    from polymodal.align.conse import ConSE
+    from polymodal.align.default import is_installed
+
+    if not is_installed("image-text"):
+        pytest.skip("no shipped image-text alignment in this install")
+    al = load_default("image-text")
+    mix = al.conse_mix("image")
+    assert mix is not None and 0 < mix["weight"] < 1
+    assert al.conse_mix("text") is None
+    pooled = np.random.default_rng(0).normal(0.2, 0.5, (4, al.a.width)).astype(np.float32)
+    mixed = al.embed("image", pooled)
+    al.use_conse = False
+    trained = al.embed("image", pooled)
+    conse = ConSE(templates=mix["conse_templates"], top_k=mix["conse_top_k"]).embed("a", pooled)
+    expected = mix["weight"] * trained + (1 - mix["weight"]) * conse
+    expected /= np.linalg.norm(expected, axis=1, keepdims=True)
+    np.testing.assert_allclose(mixed, expected, atol=1e-5)
+    assert np.abs(mixed - trained).max() > 1e-2  # the mix really changes the vectors
+    # Shipped prompts are generic: no data set's words in them.
+    assert not any("clothing" in t for t in al.record["templates"])

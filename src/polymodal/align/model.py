@@ -167,6 +167,8 @@ class Alignment(nn.Module):
         self.logit_scale = float(logit_scale)
         self.logit_bias = logit_bias
         self.record: dict[str, Any] = dict(record or {})
+        self.use_conse = True
+        self._conse: Any = None
         self.eval()
 
     # ------------------------------------------------------------------ sides
@@ -217,7 +219,49 @@ class Alignment(nn.Module):
                 "encoder do not fit it; use encode_values()"
             )
         pooled = self._pooled(name, embeddings)
-        return self._project(name, torch.from_numpy(pooled))
+        z = self._project(name, torch.from_numpy(pooled))
+        mix = self.conse_mix(name)
+        if mix is None:
+            return z
+        return self._mix_with_conse(z, pooled, mix)
+
+    def conse_mix(self, side: str) -> dict[str, Any] | None:
+        """The recorded ConSE mix for ``side``'s vectors, or None when it does not apply.
+
+        A training run may record ``combine_with_conse`` ({weight, conse_top_k,
+        conse_templates}): the image side's vector is then ``weight`` x the trained head's plus
+        the rest x ConSE's (ImageNet probabilities over the class names' text vectors). Both sit
+        in the text side's space only when that side is locked, so the mix needs a locked text
+        head; set ``use_conse = False`` to get the trained head alone.
+        """
+        mix = self.record.get("combine_with_conse")
+        name = self._side(side)
+        other: SideName = "b" if name == "a" else "a"
+        if not mix or not self.use_conse or name in self.tuned:
+            return None
+        if self.sides[name].modality != Modality.IMAGE:
+            return None
+        if self.sides[other].modality != Modality.TEXT or not self.heads[other].lock:
+            return None
+        return dict(mix)
+
+    def _mix_with_conse(
+        self, z: np.ndarray, pooled: np.ndarray, mix: Mapping[str, Any]
+    ) -> np.ndarray:
+        if self._conse is None:
+            from polymodal.align.conse import ConSE
+
+            self._conse = ConSE(
+                self.a.build_encoder() if self.a.modality == Modality.IMAGE else None,
+                self.b.build_encoder() if self.b.modality == Modality.TEXT else None,
+                templates=tuple(mix.get("conse_templates") or ("{}",)),
+                top_k=mix.get("conse_top_k"),
+            )
+        weight = float(mix.get("weight", 0.5))
+        mixed = weight * z + (1 - weight) * self._conse.embed("a", pooled)
+        return (mixed / np.linalg.norm(mixed, axis=1, keepdims=True).clip(min=1e-12)).astype(
+            np.float32
+        )
 
     def _pooled(self, name: SideName, embeddings: np.ndarray | ColumnEmbeddings) -> np.ndarray:
         side = self.sides[name]
