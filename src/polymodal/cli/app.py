@@ -21,6 +21,8 @@ app = typer.Typer(
 def _register() -> None:
     from polymodal.cli import align, classify, embed, evaluate, fit, inspect, models, predict
     from polymodal.cli import eval as eval_cli
+    from polymodal.cli import index as index_cli
+    from polymodal.cli import search as search_cli
 
     app.command("models")(models.models)
     app.command("inspect")(inspect.inspect)
@@ -31,6 +33,8 @@ def _register() -> None:
     app.command("align")(align.align)
     app.command("classify")(classify.classify)
     app.add_typer(eval_cli.eval_app, name="eval")
+    app.command("index")(index_cli.index)
+    app.command("search")(search_cli.search)
 
 
 def main() -> None:

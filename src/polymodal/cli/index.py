@@ -1,0 +1,54 @@
+"""``polymodal index DIR --db store/``: build or update a search store over a folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from polymodal.cli.options import parse_assignments
+
+ALIGNMENT_HELP = (
+    "SPACE=FOLDER: use your own alignment (from `polymodal align`) for a space "
+    "(image-text or audio-text) instead of the shipped one."
+)
+
+
+def index(
+    folder: Path = typer.Argument(..., help="The folder of photos, sounds, videos and texts."),
+    db: Path = typer.Option(..., "--db", help="The search store folder (created if absent)."),
+    alignment: list[str] | None = typer.Option(None, help=ALIGNMENT_HELP),
+    batch_size: int = typer.Option(64, min=1, help="Files embedded and written per commit."),
+    cache_dir: Path | None = typer.Option(
+        None, help="Embedding cache folder (default ~/.cache/polymodal)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    quiet: bool = typer.Option(False, "-q", help="No progress bars."),
+) -> None:
+    """Index FOLDER into the store: only new or changed files are embedded, deleted ones leave.
+
+    Safe to interrupt at any moment: run it again to continue.
+    """
+    from polymodal.cache.store import EmbeddingCache
+    from polymodal.search.engine import SearchEngine
+    from polymodal.search.store import REPORT_FILE
+
+    engine = SearchEngine.open(
+        db,
+        create=True,
+        root=folder,
+        alignments=parse_assignments(alignment, "--alignment"),
+        cache=EmbeddingCache(cache_dir / "embeddings.sqlite3") if cache_dir else None,
+        batch_size=batch_size,
+    )
+    report = engine.index(progress=not quiet)
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), indent=2))
+        return
+    typer.echo(report.summary())
+    for s in report.skipped[:10]:
+        typer.echo(f"  skipped {s.path}: {s.reason}")
+    if len(report.skipped) > 10:
+        typer.echo(f"  ... and {len(report.skipped) - 10} more")
+    typer.echo(f"report: {engine.store.folder / REPORT_FILE}")

@@ -1,0 +1,482 @@
+"""The public search API: open a store, index a folder into it, search it.
+
+A text query searches every space; a photo query the image-text space; a sound query the
+audio-text space; a photo (or sound) with a text is composed in its space. Results are ranked
+within each group of one space and one modality by cosine similarity; when several groups
+answer (photos and text files, or two spaces), each hit is placed by how far its similarity
+stands above its own group's typical similarity to the query (a z-score against a fixed sample
+of that group), because cosines of different kinds of item are not comparable: text files sit
+much closer to a text query than any photo does. ``Hit.score`` is always the cosine.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from polymodal.errors import ConfigError, InputError
+from polymodal.modality import Modality
+from polymodal.search.files import FileRecord, item_id, modality_of
+from polymodal.search.indexer import DEFAULT_BATCH, IndexReport, index_folder, index_paths
+from polymodal.search.query import Query, make_query, query_vector
+from polymodal.search.space import DEFAULT_SPACES, Space, load_space
+from polymodal.search.store import SearchStore, sql_str
+
+ANN_THRESHOLD = 50_000
+_SAMPLE = 1024  # vectors per group used to calibrate scores across groups
+_SD_FLOOR = 0.02
+
+
+@dataclass(frozen=True)
+class Item:
+    """One indexed file."""
+
+    id: str
+    path: str  # relative to the collection root, with forward slashes
+    modality: str
+    space: str
+    size: int
+    mtime: datetime
+    text: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dict(self.__dict__)
+        out["mtime"] = self.mtime.isoformat()
+        return out
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A search result: the item and its cosine similarity to the query in ``space``."""
+
+    id: str
+    path: str
+    modality: str
+    score: float
+    space: str
+    size: int
+    mtime: datetime
+    text: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dict(self.__dict__)
+        out["mtime"] = self.mtime.isoformat()
+        return out
+
+
+class SearchEngine:
+    """A persistent cross-modal index of one folder (see the module docstring)."""
+
+    def __init__(
+        self,
+        store: SearchStore,
+        *,
+        alignments: Mapping[str, str | Path] | None = None,
+        cache: Any = None,
+        ann_threshold: int = ANN_THRESHOLD,
+        batch_size: int = DEFAULT_BATCH,
+    ) -> None:
+        self.store = store
+        self._alignments = {k: str(v) for k, v in (alignments or {}).items()}
+        unknown = set(self._alignments) - set(DEFAULT_SPACES) - set(store.spaces)
+        if unknown:
+            raise ConfigError(
+                f"unknown space {sorted(unknown)[0]!r}: spaces are {', '.join(DEFAULT_SPACES)}"
+            )
+        self._cache = cache
+        self.ann_threshold = ann_threshold
+        self.batch_size = batch_size
+        self._spaces: dict[str, Space] = {}
+        self._lock = threading.RLock()
+        self._stats: dict[tuple[str, str, int], tuple[np.ndarray, int]] = {}
+
+    # ------------------------------------------------------------------ open
+    @classmethod
+    def open(
+        cls,
+        db: str | Path,
+        *,
+        create: bool = False,
+        root: str | Path | None = None,
+        alignments: Mapping[str, str | Path] | None = None,
+        cache: Any = None,
+        batch_size: int = DEFAULT_BATCH,
+    ) -> SearchEngine:
+        """Open the store in ``db``; with ``create``, make it (indexing ``root``) if absent.
+
+        ``alignments`` maps a space to a saved alignment folder; ``cache`` is the
+        :class:`~polymodal.cache.store.EmbeddingCache` to embed through (default: the user's).
+        """
+        if SearchStore.exists(db):
+            store = SearchStore.open(db)
+            if root is not None and Path(root).expanduser().resolve() != store.root:
+                raise ConfigError(
+                    f"search store {store.folder} indexes {store.root}, not "
+                    f"{Path(root).expanduser().resolve()}; use another --db for another folder"
+                )
+        elif create:
+            if root is None:
+                raise ConfigError(f"no search store at {db}: say which folder to index")
+            folder = Path(root).expanduser().resolve()
+            if not folder.is_dir():
+                raise ConfigError(f"cannot index {folder}: not a folder")
+            store = SearchStore.create(db, folder)
+        else:
+            store = SearchStore.open(db)  # raises the clear "no store" error
+        return cls(store, alignments=alignments, cache=cache, batch_size=batch_size)
+
+    @property
+    def root(self) -> Path:
+        return self.store.root
+
+    # ------------------------------------------------------------------ spaces
+    def space(self, name: str) -> Space:
+        """The space ``name``, loaded on first use."""
+        with self._lock:
+            if name not in self._spaces:
+                given = self._alignments.get(name)
+                stored = self.store.spaces.get(name)
+                source = given or (stored.alignment if stored else None)
+                self._spaces[name] = load_space(name, source, cache=self._embedding_cache())
+            return self._spaces[name]
+
+    def _embedding_cache(self) -> Any:
+        if self._cache is None:
+            from polymodal.cache.store import EmbeddingCache
+
+            self._cache = EmbeddingCache()
+        return self._cache
+
+    def _space_names(self) -> list[str]:
+        names = list(DEFAULT_SPACES)
+        names += [n for n in self.store.spaces if n not in names]
+        return names
+
+    # ------------------------------------------------------------------ indexing
+    def index(self, root: str | Path | None = None, *, progress: bool = True) -> IndexReport:
+        """Bring the store up to date with its folder (new, changed and deleted files)."""
+        self._check_root(root)
+        if not self.root.is_dir():
+            raise ConfigError(f"the indexed folder {self.root} is gone (or not a folder)")
+        spaces = [self.space(n) for n in self._space_names()]
+        with self._lock:
+            report = index_folder(
+                self.store,
+                spaces,
+                batch_size=self.batch_size,
+                progress=progress,
+                after_space=self._after_space,
+            )
+            self._stats.clear()
+        return report
+
+    def add(self, paths: Sequence[str | Path], *, progress: bool = False) -> IndexReport:
+        """Index (or re-index) the given files, which must lie inside the root folder."""
+        records: list[FileRecord] = []
+        gone: list[str] = []
+        problems: list[tuple[str, str]] = []
+        for p in paths:
+            rel = self._relative(p)
+            full = self.root / rel
+            modality = modality_of(rel)
+            if modality is None:
+                problems.append((rel, "not a searchable file type"))
+                continue
+            try:
+                st = full.lstat()
+            except FileNotFoundError:
+                gone.append(item_id(rel))
+                continue
+            except OSError as err:
+                problems.append((rel, f"cannot stat: {err.strerror}"))
+                continue
+            if not full.is_file() or full.is_symlink():
+                problems.append((rel, "not a regular file"))
+                continue
+            records.append(FileRecord(rel, modality, st.st_size, st.st_mtime_ns))
+        spaces = [self.space(n) for n in self._space_names()]
+        with self._lock:
+            report = index_paths(
+                self.store,
+                spaces,
+                records,
+                gone,
+                batch_size=self.batch_size,
+                progress=progress,
+                after_space=self._after_space,
+            )
+            self._stats.clear()
+        from polymodal.search.indexer import Skipped
+
+        report.skipped += [Skipped(p, r) for p, r in problems]
+        return report
+
+    def _relative(self, path: str | Path) -> str:
+        p = Path(path).expanduser()
+        full = p if p.is_absolute() else self.root / p
+        # Resolve the folder part only: the file itself may be gone (then it leaves the index).
+        parent = full.parent.resolve()
+        if not parent.is_relative_to(self.root):
+            raise InputError(f"not inside the indexed folder {self.root}", path=path)
+        rel = (parent / full.name).relative_to(self.root).as_posix()
+        if rel in ("", ".") or any(part.startswith(".") for part in rel.split("/")):
+            raise InputError("hidden files and folders are not indexed", path=path)
+        return rel
+
+    def _check_root(self, root: str | Path | None) -> None:
+        if root is not None and Path(root).expanduser().resolve() != self.root:
+            raise ConfigError(
+                f"search store {self.store.folder} indexes {self.root}, not {root}; "
+                "use another --db for another folder"
+            )
+
+    def _after_space(self, space: Space) -> None:
+        ann = _ann_module()
+        table = self.store.table(space.name)
+        if ann is None or table is None:
+            return
+        ann.maybe_rebuild(table, self._ann_folder(space.name), threshold=self.ann_threshold)
+
+    def _ann_folder(self, space: str) -> Path:
+        return self.store.folder / "ann" / space
+
+    # ------------------------------------------------------------------ search
+    def search(
+        self,
+        *,
+        text: str | None = None,
+        image: str | Path | bytes | None = None,
+        audio: str | Path | bytes | None = None,
+        k: int = 10,
+        weight: float | None = None,
+        modality: str | Sequence[str] | None = None,
+        folder: str | None = None,
+        after: datetime | None = None,
+        before: datetime | None = None,
+    ) -> list[Hit]:
+        """The ``k`` best items for a text, a photo, a sound, or a file and a text together."""
+        query = make_query(text=text, image=image, audio=audio, weight=weight)
+        if not 1 <= int(k) <= 1000:
+            raise InputError(f"k must be between 1 and 1000, got {k}")
+        modalities = _modalities(modality)
+        where = _where(folder, after, before)
+        candidates: list[tuple[float, Hit]] = []
+        groups = 0
+        for name in self._query_spaces(query):
+            space = self._checked_space(name)
+            vector = query_vector(space, query)
+            for group in self._groups(name, modalities):
+                hits = self._nearest(name, group, vector, int(k), where)
+                if not hits:
+                    continue
+                groups += 1
+                mu, sd = self._calibration(name, group, vector)
+                candidates += [((h.score - mu) / sd, h) for h in hits]
+        if groups <= 1:  # one kind of item: plain cosine order
+            candidates = [(h.score, h) for _, h in candidates]
+        best: dict[str, tuple[float, Hit]] = {}
+        for key, hit in candidates:
+            if hit.id not in best or key > best[hit.id][0]:
+                best[hit.id] = (key, hit)
+        ranked = sorted(best.values(), key=lambda kh: (-kh[0], kh[1].path))
+        return [h for _, h in ranked[: int(k)]]
+
+    def _query_spaces(self, query: Query) -> list[str]:
+        names = [n for n in self._space_names() if self.store.count(n) > 0]
+        if query.file_modality is None:
+            return names
+        return [n for n in names if self.space(n).media == query.file_modality]
+
+    def _checked_space(self, name: str) -> Space:
+        space = self.space(name)
+        stored = self.store.spaces.get(name)
+        if stored is not None and stored.space_id != space.space_id:
+            raise ConfigError(
+                f"search store {self.store.folder}: space {name} was indexed with another "
+                f"alignment ({stored.alignment}); run `polymodal index` again to re-embed it"
+            )
+        return space
+
+    def _groups(self, space: str, modalities: set[str] | None) -> list[str]:
+        present = [
+            m
+            for m in (Modality.IMAGE, Modality.AUDIO, Modality.VIDEO, Modality.TEXT)
+            if m in self.space(space).modalities and (modalities is None or str(m) in modalities)
+        ]
+        return [str(m) for m in present]
+
+    def _nearest(self, space: str, group: str, vector: np.ndarray, k: int, where: str) -> list[Hit]:
+        table = self.store.table(space)
+        if table is None:
+            return []
+        clause = f"modality = {sql_str(group)}" + (f" AND {where}" if where else "")
+        hits = self._nearest_ann(space, table, vector, k, clause)
+        if hits is not None:
+            return hits
+        rows = (
+            table.search(vector.astype(np.float32), vector_column_name="vector")
+            .metric("dot")
+            .where(clause, prefilter=True)
+            .select([*_HIT_COLUMNS, "_distance"])
+            .limit(k)
+            .to_list()
+        )
+        return [_hit(r, 1.0 - float(r["_distance"]), space) for r in rows]
+
+    def _nearest_ann(
+        self, space: str, table: Any, vector: np.ndarray, k: int, clause: str
+    ) -> list[Hit] | None:
+        ann = _ann_module()
+        if ann is None or self.store.count(space) < self.ann_threshold:
+            return None
+        found = ann.nearest(table, self._ann_folder(space), vector, k * 20)
+        if not found:
+            return None
+        scores = dict(found)
+        ids = ", ".join(sql_str(i) for i in scores)
+        rows = (
+            table.search()
+            .where(f"id IN ({ids}) AND {clause}")
+            .select(_HIT_COLUMNS)
+            .limit(len(scores))
+            .to_list()
+        )
+        if len(rows) < k and len(found) >= k * 20:
+            return None  # the filter kept too few: search exactly
+        hits = [_hit(r, float(scores[r["id"]]), space) for r in rows]
+        return sorted(hits, key=lambda h: -h.score)[:k]
+
+    def _calibration(self, space: str, group: str, vector: np.ndarray) -> tuple[float, float]:
+        """Mean and spread of the query's cosine to a fixed sample of the group."""
+        table = self.store.table(space)
+        key = (space, group, int(table.version))
+        with self._lock:
+            if key not in self._stats:
+                rows = (
+                    table.search()
+                    .where(f"modality = {sql_str(group)}")
+                    .select(["vector"])
+                    .limit(_SAMPLE)
+                    .to_arrow()
+                )
+                mat = np.asarray(rows.column("vector").to_pylist(), dtype=np.float32)
+                self._stats[key] = (mat.reshape(-1, vector.shape[0]), rows.num_rows)
+            sample, n = self._stats[key]
+        if n < 2:
+            return 0.0, 1.0
+        sims = sample @ vector
+        return float(sims.mean()), max(float(sims.std()), _SD_FLOOR)
+
+    # ------------------------------------------------------------------ items
+    def item(self, item_id: str) -> Item:
+        """The indexed file ``item_id``; InputError when there is none."""
+        for name in self._space_names():
+            rows = self.store.rows(name, [str(item_id)])
+            if rows:
+                r = rows[0]
+                return Item(
+                    r["id"],
+                    r["path"],
+                    r["modality"],
+                    r["space"],
+                    int(r["size"]),
+                    _utc(r["mtime"]),
+                    r.get("text"),
+                )
+        raise InputError(f"no item {item_id!r} in this index")
+
+    def path_of(self, item_id: str) -> Path:
+        """The absolute path of an item's file, checked to lie inside the root folder."""
+        item = self.item(item_id)
+        path = (self.root / item.path).resolve()
+        if not path.is_relative_to(self.root):
+            raise InputError(f"item {item_id} leads outside the indexed folder")
+        if not path.is_file():
+            raise InputError(f"item {item_id}: its file is gone ({item.path})")
+        return path
+
+    def __len__(self) -> int:
+        ids: set[str] = set()
+        for name in self._space_names():
+            table = self.store.table(name)
+            if table is not None:
+                data = table.search().select(["id"]).limit(None).to_arrow()
+                ids.update(data.column("id").to_pylist())
+        return len(ids)
+
+
+_HIT_COLUMNS = ["id", "path", "modality", "space", "size", "mtime", "text"]
+
+
+def _hit(row: Mapping[str, Any], score: float, space: str) -> Hit:
+    return Hit(
+        row["id"],
+        row["path"],
+        row["modality"],
+        score,
+        space,
+        int(row["size"]),
+        _utc(row["mtime"]),
+        row.get("text"),
+    )
+
+
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _modalities(modality: str | Sequence[str] | None) -> set[str] | None:
+    if modality is None:
+        return None
+    values = [modality] if isinstance(modality, str) else list(modality)
+    out = set()
+    allowed = {str(m) for m in (Modality.IMAGE, Modality.AUDIO, Modality.VIDEO, Modality.TEXT)}
+    for v in values:
+        for part in str(v).split(","):
+            part = part.strip().lower()
+            if part not in allowed:
+                raise InputError(
+                    f"unknown modality filter {part!r}: use {', '.join(sorted(allowed))}"
+                )
+            out.add(part)
+    return out or None
+
+
+def _where(folder: str | None, after: datetime | None, before: datetime | None) -> str:
+    parts = []
+    if folder is not None:
+        clean = folder.strip().strip("/")
+        if not clean or ".." in clean.split("/"):
+            raise InputError(f"bad folder filter {folder!r}")
+        parts.append(f"starts_with(path, {sql_str(clean + '/')})")
+    if after is not None:
+        parts.append(f"mtime_ns >= {_ns(after)}")
+    if before is not None:
+        parts.append(f"mtime_ns < {_ns(before)}")
+    if after is not None and before is not None and after >= before:
+        raise InputError(f"after ({after.isoformat()}) is not before before ({before.isoformat()})")
+    return " AND ".join(parts)
+
+
+def _ns(when: datetime) -> int:
+    """Nanoseconds since the epoch; a naive datetime is taken as UTC."""
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return math.floor(when.timestamp()) * 1_000_000_000 + when.microsecond * 1000
+
+
+def _ann_module() -> Any:
+    try:
+        from polymodal.search import ann
+    except ImportError:
+        return None
+    if not hasattr(ann, "nearest") or not hasattr(ann, "maybe_rebuild"):
+        return None
+    return ann
