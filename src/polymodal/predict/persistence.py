@@ -1,0 +1,113 @@
+"""A saved predictor is a folder: ``config.json`` (parameters and learned state, plain JSON),
+``model.safetensors`` (the network's weights) and ``tabular.json`` (the fitted preprocessor).
+
+Written into a temporary sibling folder and renamed into place, so a crash leaves the old model
+or the new one, never a mix. ``format_version`` guards against reading a newer format; fields
+added later have defaults, so older folders keep loading.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+import polymodal
+from polymodal.encoders.tabular import TabularPreprocessor
+from polymodal.errors import ConfigError
+
+FORMAT_VERSION = 1
+CONFIG = "config.json"
+WEIGHTS = "model.safetensors"
+TABULAR = "tabular.json"
+
+
+def write_model(
+    directory: str | Path,
+    config: dict[str, Any],
+    network: nn.Module,
+    tabular: TabularPreprocessor | None,
+) -> Path:
+    """Save into ``directory``, replacing a model saved there before (never anything else)."""
+    from safetensors.torch import save_model
+
+    target = Path(directory).expanduser()
+    if target.exists() and any(target.iterdir()) and not (target / CONFIG).exists():
+        raise ConfigError(f"{target} exists and is not a saved model; refusing to replace it")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        config = {"format_version": FORMAT_VERSION, **config}
+        (tmp / CONFIG).write_text(json.dumps(json_safe(config), indent=2))
+        save_model(network, str(tmp / WEIGHTS))
+        data = None if tabular is None else tabular.to_dict()
+        (tmp / TABULAR).write_text(json.dumps(data, indent=2))
+        _replace_dir(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def read_model(directory: str | Path) -> tuple[dict[str, Any], TabularPreprocessor | None, Path]:
+    """The config, the tabular preprocessor and the weights file of a saved model."""
+    path = Path(directory).expanduser()
+    config_file = path / CONFIG
+    if not config_file.is_file():
+        raise ConfigError(f"{path} is not a saved model: it has no {CONFIG}")
+    try:
+        config = json.loads(config_file.read_text())
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"{config_file} is not valid JSON: {err}") from None
+    version = config.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ConfigError(
+            f"{path} was saved in model format {version!r}, newer than this polymodal "
+            f"{polymodal.__version__} reads (format {FORMAT_VERSION}); upgrade polymodal"
+        )
+    tabular = json.loads((path / TABULAR).read_text())
+    pre = None if tabular is None else TabularPreprocessor.from_dict(tabular)
+    return config, pre, path / WEIGHTS
+
+
+def load_weights(network: nn.Module, weights: Path) -> nn.Module:
+    """Load ``weights`` into ``network``; a ConfigError when they do not fit it exactly."""
+    from safetensors.torch import load_model
+
+    missing, unexpected = load_model(network, str(weights), strict=False)
+    if missing or unexpected:
+        raise ConfigError(
+            f"{weights} does not match the model described in {CONFIG} "
+            f"(missing {missing[:5]}, unexpected {unexpected[:5]})"
+        )
+    return network.eval()
+
+
+def json_safe(value: Any) -> Any:
+    """NaN and infinities become None (strict JSON); numpy scalars become Python numbers."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+def _replace_dir(new: Path, target: Path) -> None:
+    """Put ``new`` at ``target``; an existing ``target`` is renamed aside first, then removed."""
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.old-{os.getpid()}-{time.time_ns()}")
+        os.replace(target, old)
+    os.replace(new, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
