@@ -32,6 +32,7 @@ from polymodal.search.store import SearchStore, sql_str
 ANN_THRESHOLD = 50_000
 _SAMPLE = 1024  # vectors per group used to calibrate scores across groups
 _SD_FLOOR = 0.02
+_PRIOR = 20  # pseudo-items of the whole space's statistics added to each group's
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,7 @@ class SearchEngine:
         self.batch_size = batch_size
         self._spaces: dict[str, Space] = {}
         self._lock = threading.RLock()
-        self._stats: dict[tuple[str, str, int], tuple[np.ndarray, int]] = {}
+        self._stats: dict[tuple[str, str, int], np.ndarray] = {}
 
     # ------------------------------------------------------------------ open
     @classmethod
@@ -354,25 +355,36 @@ class SearchEngine:
         return sorted(hits, key=lambda h: -h.score)[:k]
 
     def _calibration(self, space: str, group: str, vector: np.ndarray) -> tuple[float, float]:
-        """Mean and spread of the query's cosine to a fixed sample of the group."""
+        """Mean and spread of the query's cosine to a fixed sample of the group.
+
+        A small group's own estimate is shrunk towards the whole space's (``_PRIOR`` pseudo-
+        items), so that three text files do not get a spread of nearly zero.
+        """
+        sample = self._sample(space, group, vector.shape[0])
+        pooled = self._sample(space, None, vector.shape[0])
+        if pooled.shape[0] < 2:
+            return 0.0, 1.0
+        sims_all = pooled @ vector
+        mu0, var0 = float(sims_all.mean()), float(sims_all.var())
+        n = sample.shape[0]
+        sims = sample @ vector if n else np.zeros(0, np.float32)
+        mu = (float(sims.sum()) + _PRIOR * mu0) / (n + _PRIOR)
+        var = (float(((sims - mu) ** 2).sum()) + _PRIOR * (var0 + (mu0 - mu) ** 2)) / (n + _PRIOR)
+        return mu, max(float(np.sqrt(var)), _SD_FLOOR)
+
+    def _sample(self, space: str, group: str | None, dim: int) -> np.ndarray:
+        """Up to ``_SAMPLE`` stored vectors of a group (or of the whole space), cached."""
         table = self.store.table(space)
-        key = (space, group, int(table.version))
+        key = (space, group or "", int(table.version))
         with self._lock:
             if key not in self._stats:
-                rows = (
-                    table.search()
-                    .where(f"modality = {sql_str(group)}")
-                    .select(["vector"])
-                    .limit(_SAMPLE)
-                    .to_arrow()
-                )
-                mat = np.asarray(rows.column("vector").to_pylist(), dtype=np.float32)
-                self._stats[key] = (mat.reshape(-1, vector.shape[0]), rows.num_rows)
-            sample, n = self._stats[key]
-        if n < 2:
-            return 0.0, 1.0
-        sims = sample @ vector
-        return float(sims.mean()), max(float(sims.std()), _SD_FLOOR)
+                query = table.search()
+                if group is not None:
+                    query = query.where(f"modality = {sql_str(group)}")
+                rows = query.select(["vector"]).limit(_SAMPLE).to_arrow()
+                flat = rows.column("vector").combine_chunks().flatten().to_numpy()
+                self._stats[key] = np.asarray(flat, dtype=np.float32).reshape(-1, dim)
+            return self._stats[key]
 
     # ------------------------------------------------------------------ items
     def item(self, item_id: str) -> Item:

@@ -1,0 +1,178 @@
+"""SearchEngine over tiny random alignments: indexing, incremental updates, filters, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from polymodal.errors import ConfigError, InputError
+from polymodal.search import SearchEngine
+from polymodal.search.files import item_id
+from polymodal.search.store import REPORT_FILE
+from tests.search.conftest import write_png
+
+
+def _paths(engine: SearchEngine, space: str) -> list[str]:
+    return sorted(p for p, *_ in engine.store.state(space).values())
+
+
+def test_index_puts_each_file_in_its_spaces_and_reports_the_unreadable(
+    engine: SearchEngine,
+) -> None:
+    images = ["blue/b0.png", "blue/b1.png", "blue/b2.png", "red/r0.png", "red/r1.png"]
+    assert _paths(engine, "image-text") == sorted([*images, "red/r2.png", "notes.txt"])
+    assert _paths(engine, "audio-text") == ["notes.txt", "sounds/high.wav", "sounds/low.wav"]
+    assert len(engine) == 9
+    report = json.loads((engine.store.folder / REPORT_FILE).read_text())
+    assert report["added"] == 9
+    assert [s["path"] for s in report["skipped"]] == ["red/broken.jpg"]
+    assert "not an image" in report["skipped"][0]["reason"]
+    assert (report["hidden"], report["links"], report["other"]) == (1, 1, 1)
+
+
+def test_reindex_embeds_only_what_changed(engine: SearchEngine, collection: Path) -> None:
+    again = engine.index(progress=False)
+    assert (again.added, again.updated, again.removed, again.unchanged) == (0, 0, 0, 9)
+
+    later = time.time() + 5
+    os.utime(collection / "red" / "r0.png", (later, later))  # touched, same bytes
+    write_png(collection / "red" / "r1.png", seed=99)  # new content
+    (collection / "blue" / "b2.png").unlink()
+    write_png(collection / "green" / "g0.png", seed=7)
+    report = engine.index(progress=False)
+    assert (report.added, report.updated, report.removed) == (1, 1, 1)
+    assert report.unchanged == 7  # the touched file among them: same bytes, same vector
+    state = engine.store.state("image-text")
+    r0 = state[item_id("red/r0.png")]
+    assert r0[2] == (collection / "red" / "r0.png").stat().st_mtime_ns
+    assert item_id("blue/b2.png") not in state
+    assert "green/g0.png" in _paths(engine, "image-text")
+    assert len(engine) == 9
+
+
+def test_a_file_that_breaks_leaves_the_index(engine: SearchEngine, collection: Path) -> None:
+    (collection / "red" / "r2.png").write_bytes(b"now broken")
+    report = engine.index(progress=False)
+    assert "red/r2.png" in [s.path for s in report.skipped]
+    assert "red/r2.png" not in _paths(engine, "image-text")
+
+
+def test_add_indexes_given_files_only(engine: SearchEngine, collection: Path) -> None:
+    write_png(collection / "new" / "n0.png", seed=5)
+    write_png(collection / "new" / "n1.png", seed=6)
+    (collection / "red" / "r0.png").unlink()
+    report = engine.add([collection / "new" / "n0.png", "red/r0.png"])
+    assert (report.added, report.removed) == (1, 1)
+    paths = _paths(engine, "image-text")
+    assert "new/n0.png" in paths and "new/n1.png" not in paths and "red/r0.png" not in paths
+    with pytest.raises(InputError, match="not inside"):
+        engine.add([collection.parent / "elsewhere.png"])
+
+
+def test_filters(shared_engine: SearchEngine) -> None:
+    eng = shared_engine
+    assert {h.modality for h in eng.search(text="a dress", k=50, modality="audio")} == {"audio"}
+    both = eng.search(text="a dress", k=50, modality=["image", "text"])
+    assert {h.modality for h in both} == {"image", "text"}
+    red = eng.search(text="a dress", k=50, folder="red")
+    assert sorted(h.path for h in red) == ["red/r0.png", "red/r1.png", "red/r2.png"]
+    assert eng.search(text="a dress", k=50, folder="red/") == red
+    now = datetime.now(UTC)
+    assert len(eng.search(text="a dress", k=50, after=now - timedelta(days=1))) == 9
+    assert eng.search(text="a dress", k=50, after=now + timedelta(days=1)) == []
+    assert eng.search(text="a dress", k=50, before=now - timedelta(days=1)) == []
+    assert len(eng.search(text="a dress", k=3)) == 3
+
+
+def test_hits_carry_metadata_and_resolve_to_files(shared_engine: SearchEngine) -> None:
+    hits = shared_engine.search(text="a dress", k=50)
+    assert len({h.id for h in hits}) == len(hits) == 9
+    for h in hits:
+        assert -1.0001 <= h.score <= 1.0001
+        path = shared_engine.path_of(h.id)
+        assert path == shared_engine.root / h.path and path.stat().st_size == h.size
+        assert shared_engine.item(h.id).path == h.path
+    assert hits[0].to_dict()["mtime"].endswith("+00:00")
+
+
+def test_photo_and_sound_queries_search_their_own_space(shared_engine: SearchEngine) -> None:
+    root = shared_engine.root
+    by_photo = shared_engine.search(image=root / "red" / "r1.png", k=50)
+    assert {h.space for h in by_photo} == {"image-text"}
+    assert by_photo[0].score == pytest.approx(1.0, abs=1e-5)
+    by_bytes = shared_engine.search(image=(root / "red" / "r1.png").read_bytes(), k=50)
+    assert [h.score for h in by_bytes] == pytest.approx([h.score for h in by_photo], abs=1e-6)
+    by_sound = shared_engine.search(audio=root / "sounds" / "low.wav", k=50)
+    assert {h.space for h in by_sound} == {"audio-text"}
+    sounds = shared_engine.search(audio=root / "sounds" / "low.wav", k=50, modality="audio")
+    assert sounds[0].path == "sounds/low.wav"
+
+
+def test_composed_query_moves_from_photo_to_text_with_the_weight(
+    shared_engine: SearchEngine,
+) -> None:
+    from polymodal.search.query import compose
+
+    eng = shared_engine
+    photo = eng.root / "blue" / "b0.png"
+
+    def ranked(hits):
+        return [(h.path, round(h.score, 5)) for h in hits]
+
+    only_text = eng.search(text="a red dress", k=50, modality="text")
+    as_text = eng.search(image=photo, text="a red dress", weight=1.0, k=50, modality="text")
+    assert ranked(as_text) == ranked(h for h in only_text if h.space == "image-text")
+    only_photo = eng.search(image=photo, k=50)
+    as_photo = eng.search(image=photo, text="a red dress", weight=0.0, k=50)
+    assert ranked(as_photo) == ranked(only_photo)
+    a, b = np.eye(4, dtype=np.float32)[:2]
+    assert compose(a, b, 0.5) == pytest.approx(np.array([1, 1, 0, 0]) / np.sqrt(2))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({}, "empty query"),
+        ({"text": "   "}, "empty query"),
+        ({"text": "x", "k": 0}, "k must be"),
+        ({"text": "x", "weight": 2.0}, "weight"),
+        ({"text": "x", "modality": "pdf"}, "unknown modality"),
+        ({"text": "x", "folder": "../etc"}, "bad folder"),
+        ({"image": b""}, "empty"),
+        ({"image": b"GIF89a not really"}, "not an image"),
+        ({"image": "/no/such/file.png"}, "not found"),
+        ({"audio": b"RIFF\x00\x00garbage"}, "not a sound"),
+    ],
+)
+def test_bad_queries_raise_input_error(shared_engine: SearchEngine, kwargs, message) -> None:
+    with pytest.raises(InputError, match=message):
+        shared_engine.search(**kwargs)
+
+
+def test_query_file_of_the_wrong_kind_names_the_file(shared_engine: SearchEngine) -> None:
+    notes = shared_engine.root / "notes.txt"
+    with pytest.raises(InputError, match="not an image") as err:
+        shared_engine.search(image=notes)
+    assert str(notes) in str(err.value)
+    with pytest.raises(InputError, match="no item"):
+        shared_engine.item("0123456789abcdef")
+    with pytest.raises(InputError, match="no item"):
+        shared_engine.path_of("../../etc/passwd")
+
+
+def test_open_checks_the_store_and_root(
+    engine: SearchEngine, tmp_path: Path, tiny_alignments: dict[str, str]
+) -> None:
+    with pytest.raises(ConfigError, match="no search store"):
+        SearchEngine.open(tmp_path / "absent")
+    with pytest.raises(ConfigError, match="indexes"):
+        SearchEngine.open(engine.store.folder, root=tmp_path)
+    reopened = SearchEngine.open(engine.store.folder)
+    assert len(reopened) == 9 and reopened.root == engine.root
+    assert reopened.search(text="a dress", k=2)  # the alignment folders were remembered
