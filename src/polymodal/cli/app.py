@@ -32,6 +32,9 @@ def _register() -> None:
     app.command("evaluate")(evaluate.evaluate)
     app.command("align")(align.align)
     app.command("classify")(classify.classify)
+    from polymodal.cli import describe
+
+    app.command("describe")(describe.describe)
     app.add_typer(eval_cli.eval_app, name="eval")
     app.command("index")(index_cli.index)
     app.command("search")(search_cli.search)

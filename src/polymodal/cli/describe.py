@@ -1,0 +1,99 @@
+"""``polymodal describe FILE_OR_DIR...``: captions, text in images, transcripts, sound tags and
+video key frames as text (or JSON lines), with one outcome per file and a summary."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+if TYPE_CHECKING:
+    from polymodal.describe.description import Description
+
+CAPTIONER_HELP = "'default', 'retrieval', 'decoder', a Hugging Face captioning folder, or 'none'."
+
+
+def describe(
+    files: list[Path] = typer.Argument(..., help="Files, or folders (searched recursively)."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per file."),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Also write one JSON object per file to this JSONL file."
+    ),
+    captioner: str = typer.Option("default", help=CAPTIONER_HELP),
+    ocr: str = typer.Option("rapidocr", help="OCR engine: rapidocr or tesseract."),
+    no_ocr: bool = typer.Option(False, "--no-ocr", help="Do not read text in images."),
+    no_transcript: bool = typer.Option(False, "--no-transcript", help="Do not transcribe speech."),
+    no_tags: bool = typer.Option(False, "--no-tags", help="No sound tags."),
+    frame_every: float = typer.Option(
+        5.0, min=0.1, help="Seconds between video key frames when the scene stays the same."
+    ),
+    quiet: bool = typer.Option(False, "-q", help="No progress bar."),
+) -> None:
+    """Describe each file; a file that cannot be read is reported, and the rest go on."""
+    from polymodal.atomic import atomic_output
+    from polymodal.describe.describer import Describer
+
+    paths = expand_inputs(files)
+    describer = Describer(
+        captioner=None if captioner.lower() == "none" else captioner,
+        ocr=None if no_ocr else ocr,
+        transcribe=not no_transcript,
+        tags=not no_tags,
+        frame_every=frame_every,
+    )
+    counts: Counter[str] = Counter()
+    records = []
+    for d in describer.describe_many(paths, progress=not quiet):
+        counts[d.outcome] += 1
+        record = d.to_dict()
+        if out is not None:
+            records.append(record)
+        if as_json:
+            typer.echo(json.dumps(record, ensure_ascii=False))
+        else:
+            typer.echo(render(d))
+    if out is not None:
+        with atomic_output(out) as tmp:
+            Path(tmp).write_text(
+                "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), "utf-8"
+            )
+    summary = ", ".join(f"{counts[k]} {k}" for k in ("ok", "empty", "error") if counts[k])
+    typer.echo(f"described {len(paths)} files: {summary}", err=True)
+    if counts["error"] == len(paths):
+        raise typer.Exit(1)
+
+
+def render(d: Description) -> str:
+    """The plain-text block of one file: a header line with its outcome, then its text."""
+    head = f"== {d.path} [{d.modality}] {d.outcome}"
+    if d.problem:
+        head += f": {d.problem}"
+    if d.notes:
+        head += f" ({'; '.join(d.notes)})"
+    body = d.as_text()
+    return f"{head}\n{body}\n" if body else head + "\n"
+
+
+def expand_inputs(files: list[Path]) -> list[Path]:
+    """Files as given (even unreadable ones: they get an error outcome); folders replaced by
+    the files under them that describe handles, sorted; hidden files skipped."""
+    from polymodal.describe.describer import file_modality
+    from polymodal.errors import ConfigError
+
+    out: list[Path] = []
+    for f in files:
+        if f.is_dir():
+            found = sorted(
+                p
+                for p in f.rglob("*")
+                if p.is_file() and not p.name.startswith(".") and file_modality(p.name)
+            )
+            if not found:
+                raise ConfigError(f"{f}: no image, audio, video or text files found")
+            out.extend(found)
+        else:
+            out.append(f)
+    return out
