@@ -16,11 +16,19 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-# Debian tools used by the demo and tests: espeak-ng speaks test sentences.
+# Debian tools and real data the demo and tests use (tests that need one skip, saying so, without it):
+# espeak-ng speaks test sentences; ffmpeg builds test videos; chromium runs the search page's browser
+# test; tesseract is the second OCR engine; Tux Paint stamps, emoji and the word list are real
+# captioned images and words for captioning and alignment tests.
+DEBIAN_DEPS := espeak-ng ffmpeg sox chromium tesseract-ocr tesseract-ocr-eng \
+	tuxpaint-stamps-default fonts-noto-color-emoji unicode-data wamerican librsvg2-bin
+
 system-deps:
-	@command -v espeak-ng >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq espeak-ng >/dev/null; \
-	  else echo "install espeak-ng (sudo apt-get install espeak-ng) for the speech demo and tests"; fi; }
+	@missing=$$(for p in $(DEBIAN_DEPS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "missing Debian packages (tests needing them will skip): sudo apt-get install $$missing"; fi; \
+	fi
 
 demo: setup system-deps
 	$(BIN)/python examples/demo.py --out out/demo
