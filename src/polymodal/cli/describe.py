@@ -36,14 +36,14 @@ def describe(
     from polymodal.atomic import atomic_output
     from polymodal.describe.describer import Describer
 
-    paths = expand_inputs(files)
-    describer = Describer(
+    describer = Describer(  # before the files: a bad option fails fast
         captioner=None if captioner.lower() == "none" else captioner,
         ocr=None if no_ocr else ocr,
         transcribe=not no_transcript,
         tags=not no_tags,
         frame_every=frame_every,
     )
+    paths = expand_inputs(files)
     counts: Counter[str] = Counter()
     records = []
     for d in describer.describe_many(paths, progress=not quiet):
@@ -63,7 +63,7 @@ def describe(
     summary = ", ".join(f"{counts[k]} {k}" for k in ("ok", "empty", "error") if counts[k])
     typer.echo(f"described {len(paths)} files: {summary}", err=True)
     if counts["error"] == len(paths):
-        raise typer.Exit(1)
+        raise SystemExit(1)  # typer.Exit would be swallowed: the app runs standalone_mode=False
 
 
 def render(d: Description) -> str:

@@ -55,7 +55,7 @@ class Transcriber:
         self,
         model: WhisperModel | None = None,
         *,
-        window_seconds: float = 300.0,
+        window_seconds: float = 120.0,
         beam_size: int = 1,
         vad: bool = True,
         min_silence_ms: int = 500,
