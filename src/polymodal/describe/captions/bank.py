@@ -1,0 +1,131 @@
+"""A caption bank: real captions and their unit vectors in an image-text aligned space.
+
+Saved as a folder: ``bank.json`` (format, the captions, the alignment they were embedded by,
+where they came from) and ``vectors.safetensors`` (float16 unit vectors, one row per caption).
+The vectors only mean something in the space of the alignment that made them, so the bank
+records a fingerprint of that alignment's heads and refuses any other.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from polymodal.atomic import atomic_output, atomic_write_bytes
+from polymodal.errors import ConfigError
+from polymodal.modality import Modality
+
+if TYPE_CHECKING:
+    from polymodal.align.model import Alignment
+
+FORMAT = "polymodal-caption-bank"
+FORMAT_VERSION = 1
+CONFIG_FILE = "bank.json"
+VECTORS_FILE = "vectors.safetensors"
+
+
+def alignment_fingerprint(alignment: Alignment) -> str:
+    """A short hash of an alignment's head weights and its text encoder."""
+    h = hashlib.sha256(alignment.sides[alignment.side_of(Modality.TEXT)].cache_id.encode())
+    for name, tensor in sorted(alignment.heads.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().float().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+class CaptionBank:
+    """Captions (``texts``) with their unit vectors (``vectors``, (N, dim) float16)."""
+
+    def __init__(
+        self,
+        texts: Sequence[str],
+        vectors: np.ndarray,
+        *,
+        alignment: str,
+        record: Mapping[str, Any] | None = None,
+    ) -> None:
+        if len(texts) != len(vectors) or vectors.ndim != 2:
+            raise ValueError(f"{len(texts)} captions but vectors of shape {vectors.shape}")
+        if not texts:
+            raise ValueError("a caption bank needs at least one caption")
+        self.texts = list(texts)
+        self.vectors = np.asarray(vectors, dtype=np.float16)
+        self.alignment = alignment
+        self.record: dict[str, Any] = dict(record or {})
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    @classmethod
+    def build(
+        cls,
+        texts: Sequence[str],
+        alignment: Alignment,
+        *,
+        record: Mapping[str, Any] | None = None,
+    ) -> CaptionBank:
+        """Embed ``texts`` (deduplicated, order kept) through the alignment's text side."""
+        unique = list(dict.fromkeys(t.strip() for t in texts if t and t.strip()))
+        z = alignment.encode_values(alignment.side_of(Modality.TEXT), unique)
+        return cls(unique, z, alignment=alignment_fingerprint(alignment), record=record)
+
+    def check(self, alignment: Alignment) -> None:
+        """Raise ConfigError unless the bank was embedded by ``alignment``."""
+        found = alignment_fingerprint(alignment)
+        if found != self.alignment:
+            raise ConfigError(
+                f"this caption bank was embedded by alignment {self.alignment}, not {found}: "
+                "rebuild it for this alignment (scripts/train_caption_decoder.py --bank-only)"
+            )
+
+    def save(self, folder: str | Path) -> Path:
+        """Write ``bank.json`` and ``vectors.safetensors`` (each atomically)."""
+        from safetensors.numpy import save_file
+
+        out = Path(folder)
+        out.mkdir(parents=True, exist_ok=True)
+        with atomic_output(out / VECTORS_FILE) as tmp:
+            save_file({"vectors": np.ascontiguousarray(self.vectors)}, str(tmp))
+        config = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "alignment": self.alignment,
+            "dim": int(self.vectors.shape[1]),
+            "record": self.record,
+            "texts": self.texts,
+        }
+        atomic_write_bytes(out / CONFIG_FILE, (json.dumps(config, indent=1) + "\n").encode())
+        return out
+
+    @classmethod
+    def load(cls, folder: str | Path) -> CaptionBank:
+        from safetensors import SafetensorError
+        from safetensors.numpy import load_file
+
+        root = Path(folder).expanduser()
+        path = root / CONFIG_FILE
+        if not path.is_file():
+            raise ConfigError(f"{root} is not a caption bank: it has no {CONFIG_FILE}")
+        try:
+            config = json.loads(path.read_text("utf-8"))
+        except ValueError as err:
+            raise ConfigError(f"{path}: not valid JSON ({err})") from None
+        if not isinstance(config, dict) or config.get("format") != FORMAT:
+            raise ConfigError(f"{path} does not describe a polymodal caption bank")
+        if int(config.get("format_version", 0)) > FORMAT_VERSION:
+            raise ConfigError(f"{root}: caption bank format is newer than this polymodal reads")
+        try:
+            vectors = load_file(str(root / VECTORS_FILE))["vectors"]
+        except (OSError, SafetensorError, KeyError) as err:
+            raise ConfigError(f"{root / VECTORS_FILE}: cannot read bank vectors: {err}") from None
+        try:
+            return cls(
+                config["texts"], vectors, alignment=config["alignment"], record=config["record"]
+            )
+        except ValueError as err:
+            raise ConfigError(f"{root}: {err}") from None
