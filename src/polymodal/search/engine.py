@@ -97,6 +97,7 @@ class SearchEngine:
         self._spaces: dict[str, Space] = {}
         self._lock = threading.RLock()
         self._stats: dict[tuple[str, str, int], np.ndarray] = {}
+        self._groups_cache: dict[tuple[str, str, int], list[str]] = {}
 
     # ------------------------------------------------------------------ open
     @classmethod
@@ -306,12 +307,19 @@ class SearchEngine:
         return space
 
     def _groups(self, space: str, modalities: set[str] | None) -> list[str]:
-        present = [
-            m
-            for m in (Modality.IMAGE, Modality.AUDIO, Modality.VIDEO, Modality.TEXT)
-            if m in self.space(space).modalities and (modalities is None or str(m) in modalities)
-        ]
-        return [str(m) for m in present]
+        """The modalities ``space`` holds rows of (and the filter allows)."""
+        table = self.store.table(space)
+        key = (space, "#groups", int(table.version))
+        with self._lock:
+            if key not in self._groups_cache:
+                self._groups_cache[key] = [
+                    str(m)
+                    for m in (Modality.IMAGE, Modality.AUDIO, Modality.VIDEO, Modality.TEXT)
+                    if m in self.space(space).modalities
+                    and table.count_rows(f"modality = {sql_str(str(m))}") > 0
+                ]
+            present = self._groups_cache[key]
+        return [m for m in present if modalities is None or m in modalities]
 
     def _nearest(self, space: str, group: str, vector: np.ndarray, k: int, where: str) -> list[Hit]:
         table = self.store.table(space)

@@ -29,6 +29,7 @@ FORMAT = "polymodal-search"
 FORMAT_VERSION = 1
 META_FILE = "polymodal-search.json"
 REPORT_FILE = "last-index-report.json"
+_REFRESH = timedelta(seconds=1)
 _ID = re.compile(r"^[0-9a-f]{16}$")
 # Columns read to diff a folder against the store: never the vectors.
 STATE_COLUMNS = ["id", "path", "size", "mtime_ns", "sha256"]
@@ -164,7 +165,8 @@ class SearchStore:
         import lancedb
 
         try:
-            self._db = lancedb.connect(str(self.folder))
+            # Another process may be indexing: see its commits within _REFRESH.
+            self._db = lancedb.connect(str(self.folder), read_consistency_interval=_REFRESH)
         except Exception as err:  # lancedb raises several unrelated types on a damaged folder
             raise ConfigError(f"search store {self.folder} is damaged: {err}") from None
 
