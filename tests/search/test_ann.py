@@ -21,6 +21,12 @@ from polymodal.search.ann import MANIFEST, DerivedIndex
 DIM = 32
 
 
+@pytest.fixture(autouse=True)
+def _fresh_versions(monkeypatch: pytest.MonkeyPatch) -> None:
+    # These tests change a table and query at once: ask for its version every time.
+    monkeypatch.setattr(ann, "VERSION_TTL_S", 0.0)
+
+
 def clustered(n: int, seed: int, dim: int = DIM) -> np.ndarray:
     """Unit vectors around 50 fixed centres (a shared seed for centres, ``seed`` for the points)."""
     centres = np.random.default_rng(1234).standard_normal((50, dim)).astype(np.float32)
@@ -187,6 +193,22 @@ def test_too_many_changed_rows_fall_back_to_exact(
     monkeypatch.setattr(ann, "MAX_DELTA", 5)
     _upsert(table, _rows(clustered(6, 9), ids_of(6, start=10_000), ["n"] * 6))
     assert ann.nearest(table, folder, clustered(1, 5)[0], 10) is None
+
+
+def test_the_table_version_is_asked_at_most_once_per_ttl(
+    table, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "ann"
+    ann.maybe_rebuild(table, folder, threshold=1000)
+    monkeypatch.setattr(ann, "VERSION_TTL_S", 3600.0)
+    q = clustered(1, 5)[0]
+    ann.nearest(table, folder, q, 10)
+    _upsert(table, _rows(q[None], ["ffffffffffffffff"], ["new"]))
+    stale = ann.nearest(table, folder, q, 10)
+    assert stale is not None and "ffffffffffffffff" not in [i for i, _ in stale]
+    monkeypatch.setattr(ann, "VERSION_TTL_S", 0.0)
+    fresh = ann.nearest(table, folder, q, 10)
+    assert fresh is not None and fresh[0][0] == "ffffffffffffffff"
 
 
 def test_a_damaged_saved_index_is_rebuilt(table, tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ import json
 import re
 import shutil
 import threading
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -42,6 +43,10 @@ DEFAULT_EF_SEARCH = 96
 MAX_DELTA = 20_000
 # Past this share of dead (deleted or replaced) rows, rebuild instead of updating in place.
 MAX_DEAD_FRACTION = 0.2
+# A LanceDB table reports its version in ~0.1 ms, as long as an HNSW query: ask at most this often.
+# Within that window a query may miss rows just written (never return deleted ones: the engine
+# reads each hit's row from the table).
+VERSION_TTL_S = 1.0
 _READ_BATCH = 8192
 _TOKEN = re.compile(r"^[0-9]+-[0-9a-f]{8}$")
 
@@ -330,7 +335,7 @@ def nearest(
     query = _as_matrix(query)
     if query.shape[1] != index.dim:
         return None
-    version = int(table.version)
+    version = _CACHE.version(table)
     delta = None
     if index.version != version:
         key = key_column if key_column in table.schema.names else None
@@ -359,6 +364,20 @@ class _IndexCache:
         self._lock = threading.Lock()
         self._indexes: dict[Path, tuple[float, DerivedIndex | None]] = {}
         self._deltas: dict[tuple[Path, str | None, int], Delta | None] = {}
+        # id(table) -> (table, when asked, version); holding the table keeps its id unique.
+        self._versions: dict[int, tuple[Any, float, int]] = {}
+
+    def version(self, table: Any) -> int:
+        now = time.monotonic()
+        seen = self._versions.get(id(table))
+        if seen is not None and now - seen[1] < VERSION_TTL_S:
+            return seen[2]
+        version = int(table.version)
+        with self._lock:
+            if len(self._versions) > 64:
+                self._versions.clear()
+            self._versions[id(table)] = (table, now, version)
+        return version
 
     def index(self, folder: Path) -> DerivedIndex | None:
         manifest = folder / MANIFEST
@@ -392,6 +411,7 @@ class _IndexCache:
 
     def forget(self, folder: Path) -> None:
         with self._lock:
+            self._versions.clear()
             self._indexes.pop(folder, None)
             self._deltas = {key: d for key, d in self._deltas.items() if key[0] != folder}
 
