@@ -15,6 +15,7 @@ minutes on 2 cores; IVF indexes need training and lose recall on small clusters.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import threading
@@ -73,6 +74,8 @@ class DerivedIndex:
         self.version = version
         self.ef_search = ef_search
         self.token: str | None = None
+        # Checked on every query: a flag, not a scan of a million booleans.
+        self._all_alive = bool(alive.all())
 
     # ------------------------------------------------------------------ build / update
     @classmethod
@@ -130,6 +133,7 @@ class DerivedIndex:
         self.ids = np.concatenate([self.ids, ids])
         self.keys = np.concatenate([self.keys, keys])
         self.alive = np.concatenate([self.alive, np.ones(len(ids), dtype=bool)])
+        self._all_alive = bool(self.alive.all())
 
     def remove(self, ids: Sequence[str] | np.ndarray) -> int:
         """Mask out the rows with these ids; return how many were alive."""
@@ -137,6 +141,7 @@ class DerivedIndex:
             return 0
         hit = np.isin(self.ids, np.asarray(ids, dtype=str)) & self.alive
         self.alive[hit] = False
+        self._all_alive = bool(self.alive.all())
         return int(hit.sum())
 
     @property
@@ -171,7 +176,7 @@ class DerivedIndex:
         k = max(1, min(int(k), len(self.alive)))
         params = faiss.SearchParametersHNSW()
         params.efSearch = max(self.ef_search, k)
-        if not self.alive.all():
+        if not self._all_alive:
             bitmap = np.packbits(self.alive, bitorder="little")
             selector = faiss.IDSelectorBitmap(len(self.alive), faiss.swig_ptr(bitmap))
             params.sel = selector  # keep `bitmap` and `selector` alive through the call
@@ -328,7 +333,7 @@ def nearest(
     None when there is no usable index in ``folder`` or the table changed too much since it was
     saved: the caller then searches the table exactly.
     """
-    folder = Path(folder)
+    folder = folder if isinstance(folder, Path) else Path(folder)
     index = _CACHE.index(folder)
     if index is None or index.metric != "ip":
         return None
@@ -345,8 +350,8 @@ def nearest(
     extra = 0 if delta is None else min(len(delta.stale), k)
     scores, ids = index.search(query, k + extra)
     found = [
-        (str(i), float(s))
-        for i, s in zip(ids[0], scores[0], strict=True)
+        (i, s)
+        for i, s in zip(ids[0].tolist(), scores[0].tolist(), strict=True)
         if i and (delta is None or i not in delta.stale)
     ]
     if delta is not None and len(delta.fresh_ids):
@@ -380,9 +385,8 @@ class _IndexCache:
         return version
 
     def index(self, folder: Path) -> DerivedIndex | None:
-        manifest = folder / MANIFEST
-        try:
-            stamp = manifest.stat().st_mtime_ns
+        try:  # os.path, not pathlib: this runs on every query
+            stamp = os.stat(os.path.join(folder, MANIFEST)).st_mtime_ns
         except OSError:
             self.forget(folder)
             return None
