@@ -38,6 +38,9 @@ def _register() -> None:
     app.add_typer(eval_cli.eval_app, name="eval")
     app.command("index")(index_cli.index)
     app.command("search")(search_cli.search)
+    from polymodal.cli import serve as serve_cli
+
+    app.command("serve")(serve_cli.serve)
 
 
 def main() -> None:
