@@ -101,6 +101,7 @@
     const modality = document.getElementById("modality").value;
     if (!text && !chosen) {
       setStatus("Type something or drop a photo or a sound.", true);
+      results.replaceChildren();
       return;
     }
     setStatus("Searching…", false);
