@@ -16,6 +16,12 @@ Rows (all asked for the 10 nearest by inner product, one query per call, on one 
   ``maybe_rebuild`` and queried through ``ann.nearest`` — the exact path the engine takes.
 - ``lancedb``: LanceDB's own IVF_HNSW_SQ index on the same table (``--lance-index``).
 Exact truth: brute-force inner products (numpy, in chunks) for the queries.
+
+Indexing memory (``--index-images N``): writes N small JPEGs (64x64, 1,000 per folder) into a
+temporary folder, indexes them with ``SearchEngine.index`` in this process, and samples the
+process's RSS twice a second; reports the peak and the RSS after 10%, 50% and 100% of the files.
+``--tiny`` uses small random-weight encoders of the same architectures (no model cost, so the
+whole pipeline's memory at full scale); without it, the shipped default alignments.
 """
 
 from __future__ import annotations
@@ -143,6 +149,100 @@ def recall(found: list[list[str]], truth: np.ndarray) -> float:
     return float(np.mean([len(set(f[:10]) & {f"{i:016x}" for i in t}) / 10 for f, t in pairs]))
 
 
+def write_images(root: Path, n: int) -> None:
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        folder = root / f"f{i // 1000:04d}"
+        if i % 1000 == 0:
+            folder.mkdir(parents=True)
+        blocks = rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)
+        pixels = np.kron(blocks, np.ones((16, 16, 1), dtype=np.uint8))
+        Image.fromarray(pixels).save(folder / f"{i:06d}.jpg", quality=80)
+
+
+def tiny_alignments(folder: Path) -> dict[str, str]:
+    """Random-weight image-text and audio-text alignments over the tiny encoders, saved."""
+    import torch
+
+    from polymodal.align.heads import ProjectionHead
+    from polymodal.align.model import Alignment, Side
+    from polymodal.encoders.registry import build_encoder
+
+    torch.manual_seed(0)
+    text = build_encoder("minilm-l6", tiny=True)
+    out = {}
+    for space, media in (("image-text", "efficientnet-lite0"), ("audio-text", "whisper-tiny-en")):
+        enc = build_encoder(media, tiny=True)
+        alignment = Alignment(
+            Side.of(enc),
+            Side.of(text),
+            ProjectionHead(enc.info.width, 16),
+            ProjectionHead(text.info.width, 16),
+        )
+        alignment.save(folder / space)
+        out[space] = str(folder / space)
+    return out
+
+
+def rss_mib() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def index_memory(n: int, *, tiny: bool, work: Path) -> dict[str, Any]:
+    """Index ``n`` generated photos; RSS over time."""
+    import os
+    import threading
+
+    os.environ["POLYMODAL_HOME"] = str(work / "home")  # a private embedding cache
+    from polymodal.search import SearchEngine
+
+    t = time.perf_counter()
+    write_images(work / "media", n)
+    written = time.perf_counter() - t
+    alignments = tiny_alignments(work / "alignments") if tiny else None
+    engine = SearchEngine.open(work / "db", create=True, root=work / "media", alignments=alignments)
+    samples: list[tuple[float, float, int]] = []  # (seconds, RSS MiB, rows stored)
+    done = threading.Event()
+    start = time.perf_counter()
+
+    def sample() -> None:
+        while not done.wait(0.5):
+            samples.append((time.perf_counter() - start, rss_mib(), 0))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    base = rss_mib()
+    sampler.start()
+    report = engine.index(progress=False)
+    done.set()
+    sampler.join()
+    seconds = time.perf_counter() - start
+    rss = [r for _, r, _ in samples] or [rss_mib()]
+
+    def at(share: float) -> float:
+        return rss[min(len(rss) - 1, int(share * (len(rss) - 1)))]
+
+    return {
+        "images": n,
+        "tiny": tiny,
+        "write_s": written,
+        "index_s": seconds,
+        "images_per_s": n / seconds,
+        "rows": engine.store.count("image-text"),
+        "added": report.added,
+        "rss_before_mib": base,
+        "rss_10pct_mib": at(0.1),
+        "rss_50pct_mib": at(0.5),
+        "rss_end_mib": at(1.0),
+        "peak_rss_mib": max(rss),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1_000_000)
@@ -160,7 +260,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2, help="for building indexes")
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--index-images", type=int, default=0, help="measure indexing memory")
+    parser.add_argument("--tiny", action="store_true", help="random tiny encoders (with above)")
     args = parser.parse_args(argv)
+    if args.index_images:
+        work = Path(args.workdir or tempfile.mkdtemp(prefix="polymodal-index-"))
+        try:
+            result = index_memory(args.index_images, tiny=args.tiny, work=work)
+        finally:
+            if args.workdir is None:
+                shutil.rmtree(work, ignore_errors=True)
+        print(json.dumps(result, indent=2))
+        if args.json:
+            args.json.write_text(json.dumps(result, indent=2))
+        return 0
 
     import faiss
 
