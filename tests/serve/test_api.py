@@ -209,7 +209,12 @@ def test_index_paths_adds_files_inside_the_root_only(
     auth = {"Authorization": "Bearer t"}
     write_png(collection / "green" / "g.png", seed=3)
     write_wav(collection / "sounds" / "mid.wav", 440.0)
-    r = client.post("/index/paths", json={"paths": ["green/g.png", "sounds/mid.wav"]}, headers=auth)
-    assert r.status_code == 200 and r.json()["added"] == 2
+    r = client.post("/index/paths", json={"paths": ["green/g.png"]}, headers=auth)
+    assert r.status_code == 200 and r.json()["added"] == 1
+    r = client.post("/index", data={"paths": ["sounds/mid.wav"]}, headers=auth)  # as a form
+    assert r.status_code == 200 and (r.json()["added"], r.json()["added_files"]) == (1, [])
+    assert client.get(f"/items/{item_id('sounds/mid.wav')}").status_code == 200
+    nothing = client.post("/index", data={}, headers=auth)
+    assert nothing.status_code == 400 and "nothing to index" in nothing.json()["detail"]
     outside = client.post("/index/paths", json={"paths": ["../../etc/passwd"]}, headers=auth)
     assert outside.status_code == 400 and "not inside" in outside.json()["detail"]

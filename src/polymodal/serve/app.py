@@ -118,18 +118,20 @@ def create_app(
     def index(
         request: Request,
         files: Annotated[list[UploadFile] | None, File(description="Photos or sounds")] = None,
+        paths: Annotated[list[str] | None, Form(description="Files inside the root")] = None,
     ) -> dict[str, Any]:
-        """Add uploaded files (multipart ``files``) to the collection and index them.
+        """Add uploaded ``files`` to the collection (under ``uploads/``) and index them, and/or
+        index ``paths`` already inside the collection root (multipart form).
 
-        Needs ``Authorization: Bearer <token>``. To index files already in the collection, post
-        JSON ``{"paths": [...]}`` to ``/index/paths``.
+        Needs ``Authorization: Bearer <token>``. ``/index/paths`` takes the paths as JSON.
         """
         _authorize(request, token)
-        if not files:
-            raise HTTPException(400, detail="no files: post one or more as multipart 'files'")
-        saved = [_store_upload(engine.root, f) for f in files]
-        report = engine.add(saved)
-        return {"added_files": [str(p.relative_to(engine.root)) for p in saved], **report.to_dict()}
+        if not files and not paths:
+            raise HTTPException(400, detail="nothing to index: post 'files' and/or 'paths'")
+        saved = [_store_upload(engine.root, f) for f in files or []]
+        report = engine.add([*saved, *(paths or [])])
+        added = [str(p.relative_to(engine.root)) for p in saved]
+        return {"added_files": added, **report.to_dict()}
 
     @app.post("/index/paths")
     def index_paths(
