@@ -38,7 +38,7 @@ import pandas as pd
 
 from benchmarks.datasets import NAMES, BenchData, build
 
-FUSIONS = ("early", "late", "hybrid")
+FUSIONS = ("early", "late", "hybrid", "linear")
 MISSING_FRACTION = 0.5
 # Reported per problem; the first is the headline (higher is better for accuracy only).
 METRICS = {"multiclass": ("accuracy", "macro_f1"), "regression": ("mae", "mape", "log_mae")}
@@ -299,6 +299,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=None,
         help="Predictor tokens (hybrid over token states with 'sequence')",
     )
+    p.add_argument("--weight-decay", type=float, default=None, help="Predictor weight_decay")
+    p.add_argument("--dropout", type=float, default=None, help="Predictor dropout")
+    p.add_argument("--patience", type=int, default=None, help="Predictor patience")
+    p.add_argument("--ensemble", type=int, default=None, help="Predictor ensemble")
+    p.add_argument("--batch-size", type=int, default=None, help="Predictor batch_size")
+    p.add_argument("--no-refit", action="store_true", help="keep the validated run's network")
     p.add_argument("--threads", type=int, default=2, help="torch threads")
     p.add_argument("--progress", action="store_true", help="Predictor progress bars")
     p.add_argument("--json", type=Path, default=None)
@@ -316,6 +322,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         predictor_opts["epochs"] = args.epochs
     if args.tokens is not None:
         predictor_opts["tokens"] = args.tokens
+    if args.weight_decay is not None:
+        predictor_opts["weight_decay"] = args.weight_decay
+    if args.batch_size is not None:
+        predictor_opts["batch_size"] = args.batch_size
+    if args.ensemble is not None:
+        predictor_opts["ensemble"] = args.ensemble
+    if args.patience is not None:
+        predictor_opts["patience"] = args.patience
+    if args.dropout is not None:
+        predictor_opts["dropout"] = args.dropout
+    if args.no_refit:
+        predictor_opts["refit"] = False
     opts = {
         "cache_dir": args.cache_dir or args.work / "cache",
         "progress": args.progress,

@@ -36,6 +36,7 @@ LENGTHS = {
 # name -> build_fusion keyword arguments, at tiny size.
 CONFIGS: dict[str, dict] = {
     "early": {"kind": "early"},
+    "linear": {"kind": "linear"},
     "late-weights": {"kind": "late", "late_combiner": "weights"},
     "late-stacking": {"kind": "late", "late_combiner": "stacking"},
     "hybrid-pooled": {"kind": "hybrid", "tokens": "pooled"},

@@ -32,9 +32,11 @@ def test_every_kind_is_tested() -> None:
 def test_forward_shape(config: str) -> None:
     fusion = tiny_fusion(config).eval()
     out = fusion(make_batch())
-    late = CONFIGS[config]["kind"] == "late"
-    assert fusion.produces_outputs is late
-    assert fusion.out_dim == (N_OUTPUTS if late else 16)
+    kind = CONFIGS[config]["kind"]
+    assert fusion.produces_outputs is (kind == "late")
+    # Linear fusion outputs every slot's (hidden-wide) projection side by side.
+    expected = {"late": N_OUTPUTS, "linear": 16 * len(SLOTS)}.get(kind, 16)
+    assert fusion.out_dim == expected
     assert out.shape == (6, fusion.out_dim)
     assert torch.isfinite(out).all()  # row 4 has no slot at all
 
@@ -160,7 +162,7 @@ def test_half_precision_tokens_are_accepted() -> None:
         ({"kind": "hybrid", "heads": 3}, "divisible by heads"),
         ({"kind": "hybrid", "tokens": "grid"}, "tokens must be one of"),
         ({"kind": "late", "late_combiner": "vote"}, "combiner must be one of"),
-        ({"kind": "early", "depth": 0}, "depth >= 1"),
+        ({"kind": "early", "depth": -1}, "depth >= 0"),
     ],
 )
 def test_bad_configuration_is_a_config_error(kwargs: dict, match: str) -> None:

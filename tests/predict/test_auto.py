@@ -13,13 +13,15 @@ TAB = SlotSpec("tabular", Modality.NUMERIC, 4, 4)
 
 def test_auto_tries_each_modality_group_alone_then_every_fusion() -> None:
     cands = candidates("auto", [PHOTO, BACK, TAB])
-    assert [c.name for c in cands] == ["image only", "tabular only", "early", "late", "hybrid"]
+    names = ["image only", "tabular only", "early", "late", "hybrid", "linear"]
+    assert [c.name for c in cands] == names
     assert cands[0].slots == (PHOTO, BACK) and cands[0].kind == "early"
     assert all(c.slots == (PHOTO, BACK, TAB) for c in cands[2:])
 
 
 def test_one_group_needs_no_single_modality_baseline() -> None:
-    assert [c.name for c in candidates("auto", [PHOTO, BACK])] == ["early", "late", "hybrid"]
+    fusions = ["early", "late", "hybrid", "linear"]
+    assert [c.name for c in candidates("auto", [PHOTO, BACK])] == fusions
     assert [c.name for c in candidates("late", [PHOTO, TAB])] == ["late"]
 
 

@@ -130,7 +130,7 @@ def test_auto_compares_single_modalities_and_fusions(table: tuple[pd.DataFrame, 
     model = Predictor("label", fusion="auto", **fast(epochs=10)).fit(frame, base=folder)
     names = [row["candidate"] for row in model.leaderboard_]
     assert sorted(names) == sorted(
-        ["text only", "image only", "tabular only", "early", "late", "hybrid"]
+        ["text only", "image only", "tabular only", "early", "late", "hybrid", "linear"]
     )
     chosen = [row for row in model.leaderboard_ if row["chosen"]]
     assert len(chosen) == 1 and chosen[0]["candidate"] == model.candidate_
@@ -144,6 +144,9 @@ def test_auto_scores_every_candidate_on_test_data(table: tuple[pd.DataFrame, Pat
     model = Predictor("label", fusion="auto", **fast(epochs=3))
     model.fit(frame.iloc[:60], test=frame.iloc[60:], base=folder)
     assert all(row["test_score"] is not None for row in model.leaderboard_)
+    # The kept model was retrained on train + val; its own test score is reported beside.
+    chosen = next(row for row in model.leaderboard_ if row["chosen"])
+    assert chosen["refit_rows"] == 60 and chosen["final_test_score"] is not None
 
 
 def test_same_seed_same_model_other_seed_other_model(table: tuple[pd.DataFrame, Path]) -> None:

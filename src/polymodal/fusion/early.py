@@ -42,6 +42,11 @@ def learned_missing(rows: int, dim: int) -> nn.Parameter:
 class EarlyFusion(FusionModule):
     """Per-slot LayerNorm + Linear to ``hidden``; an absent slot takes its learned missing vector;
     the concatenation goes through ``depth`` layers of Linear, GELU, dropout.
+
+    ``depth=0`` is a linear model: the concatenated projections (after dropout) are the output,
+    ``out_dim = hidden * len(slots)``, and the predictor's head is linear in them. Each slot then
+    reaches the output through a rank-``hidden`` bottleneck, so a 1280-wide photo slot gets no
+    more say than a 4-number tabular slot — what small tables need.
     """
 
     def __init__(
@@ -53,10 +58,9 @@ class EarlyFusion(FusionModule):
         depth: int = 2,
     ) -> None:
         super().__init__()
-        if depth < 1:
-            raise ConfigError(f"early fusion needs depth >= 1, got {depth}")
+        if depth < 0:
+            raise ConfigError(f"early fusion needs depth >= 0, got {depth}")
         self.slots = check_specs(slots)
-        self.out_dim = hidden
         self.project = nn.ModuleList(slot_projection(s.width, hidden) for s in self.slots)
         self.missing = learned_missing(len(self.slots), hidden)
         layers: list[nn.Module] = [nn.Dropout(dropout)]
@@ -64,6 +68,7 @@ class EarlyFusion(FusionModule):
         for _ in range(depth):
             layers += [nn.Linear(width, hidden), nn.GELU(), nn.Dropout(dropout)]
             width = hidden
+        self.out_dim = width
         self.mlp = nn.Sequential(*layers)
 
     def forward(self, inputs: Mapping[str, SlotBatch]) -> torch.Tensor:

@@ -10,7 +10,9 @@ from polymodal.fusion.early import EarlyFusion
 from polymodal.fusion.hybrid import HybridFusion
 from polymodal.fusion.late import LateFusion
 
-FUSION_KINDS = ("early", "late", "hybrid")
+FUSION_KINDS = ("early", "late", "hybrid", "linear")
+# Width of each slot's bottleneck in linear fusion: small, as it is meant for small tables.
+LINEAR_SLOT_WIDTH = 32
 
 
 def build_fusion(
@@ -29,9 +31,13 @@ def build_fusion(
     """Build the ``kind`` fusion over ``slots``.
 
     ``n_outputs`` is used only by late fusion, which ends in predictions; ``depth`` counts MLP
-    layers for early fusion and transformer layers for hybrid fusion; ``heads``, ``tokens`` and
-    ``max_tokens`` concern hybrid fusion only.
+    layers for early fusion and transformer layers for hybrid fusion; "linear" is early fusion
+    with no hidden layer, each slot squeezed to at most 32 dimensions, dropout at least 0.25;
+    ``heads``, ``tokens`` and ``max_tokens`` concern hybrid fusion only.
     """
+    if kind == "linear":
+        width = min(hidden, LINEAR_SLOT_WIDTH)
+        return EarlyFusion(slots, hidden=width, dropout=max(dropout, 0.25), depth=0)
     if kind == "early":
         return EarlyFusion(slots, hidden=hidden, dropout=dropout, depth=depth)
     if kind == "late":

@@ -15,7 +15,7 @@ from polymodal.fusion.base import SlotSpec
 from polymodal.fusion.registry import FUSION_KINDS
 from polymodal.predict.features import FeatureTensors, slot_groups
 from polymodal.predict.metrics import PRIMARY_METRIC
-from polymodal.predict.network import PredictorNetwork
+from polymodal.predict.network import Network, PredictorNetwork
 from polymodal.predict.problem import Target
 from polymodal.predict.train import (
     TrainResult,
@@ -38,7 +38,7 @@ class Candidate:
 @dataclass
 class Trained:
     candidate: Candidate
-    network: PredictorNetwork
+    network: Network
     result: TrainResult
     test_metrics: dict[str, float] | None = None
 

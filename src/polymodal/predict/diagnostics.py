@@ -13,14 +13,14 @@ import torch
 
 from polymodal.predict.features import FeatureSet
 from polymodal.predict.metrics import PRIMARY_METRIC
-from polymodal.predict.network import PredictorNetwork
+from polymodal.predict.network import Network
 from polymodal.predict.problem import Target
 from polymodal.predict.robustness import robustness_curve
 from polymodal.predict.train import score_outputs
 
 
 def robustness(
-    network: PredictorNetwork,
+    network: Network,
     fs: FeatureSet,
     groups: Mapping[str, Sequence[str]],
     target: Target,

@@ -118,6 +118,39 @@ class FeatureSet:
         return FeatureTensors(self.n_rows, slots, tab, decoded, y)
 
 
+def concat_features(a: FeatureSet, b: FeatureSet) -> FeatureSet:
+    """The rows of ``a`` followed by those of ``b`` (same slots; targets kept when both have)."""
+    if set(a.slots) != set(b.slots) or (a.tabular is None) != (b.tabular is None):
+        raise ValueError("feature sets with different slots cannot be joined")
+
+    def cat(x: np.ndarray | None, y: np.ndarray | None) -> np.ndarray | None:
+        return None if x is None or y is None else np.concatenate([x, y])
+
+    slots = {}
+    for name, s in a.slots.items():
+        t = b.slots[name]
+        decoded = None if s.decoded is None or t.decoded is None else [*s.decoded, *t.decoded]
+        shapes = {x.shape[1:] for x in (s.tokens, t.tokens) if x is not None}
+        if len(shapes) > 1:
+            raise ValueError(f"slot {name!r}: token arrays of different shapes")
+        slots[name] = SlotData(
+            np.concatenate([s.present, t.present]),
+            cat(s.pooled, t.pooled),
+            cat(s.tokens, t.tokens),
+            cat(s.token_mask, t.token_mask),
+            decoded,
+        )
+    tab = None
+    if a.tabular is not None and b.tabular is not None:
+        ta, tb = a.tabular, b.tabular
+        tab = TabularBatch(
+            np.concatenate([ta.numeric, tb.numeric]),
+            np.concatenate([ta.numeric_present, tb.numeric_present]),
+            np.concatenate([ta.categories, tb.categories]),
+        )
+    return FeatureSet(a.n_rows + b.n_rows, slots, tab, cat(a.y, b.y))
+
+
 @dataclass
 class FeatureTensors:
     """:class:`FeatureSet` as tensors; :meth:`take` slices rows for a batch."""

@@ -125,6 +125,37 @@ class PredictorNetwork(nn.Module):
         return SlotBatch(pooled, present, tokens, mask)
 
 
+class EnsembleNetwork(nn.Module):
+    """Several :class:`PredictorNetwork` of one architecture, trained from different seeds; the
+    output is their mean log-probabilities (classification) or mean prediction (regression), so
+    it reads like one network's output everywhere (softmax, attribution, robustness).
+    """
+
+    def __init__(self, members: Sequence[PredictorNetwork], *, classification: bool) -> None:
+        super().__init__()
+        if not members:
+            raise ConfigError("an ensemble needs at least one network")
+        self.members = nn.ModuleList(members)
+        self.classification = classification
+        self.specs = members[0].specs
+        self.n_outputs = members[0].n_outputs
+
+    @property
+    def encoders(self) -> nn.ModuleList:
+        """The first member's fine-tuned encoders (every member has the same kind)."""
+        return self.members[0].encoders
+
+    def forward(self, x: FeatureTensors, keep: Keep | None = None) -> torch.Tensor:
+        outs = torch.stack([m(x, keep) for m in self.members])
+        if self.classification:
+            outs = torch.log_softmax(outs, dim=-1)
+        return outs.mean(dim=0)
+
+
+# What a fitted predictor runs: one network or an ensemble of them.
+Network = PredictorNetwork | EnsembleNetwork
+
+
 def fine_tuned_modules(
     encoders: Mapping[str, Encoder], blocks: int
 ) -> tuple[dict[str, EncoderModule], dict[str, Collate]]:

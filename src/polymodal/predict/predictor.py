@@ -39,7 +39,7 @@ from polymodal.predict.inputs import (
     media_inputs,
     merge_reports,
 )
-from polymodal.predict.network import PredictorNetwork, make_network
+from polymodal.predict.network import EnsembleNetwork, Network, PredictorNetwork, make_network
 from polymodal.predict.persistence import FORMAT_VERSION, load_weights, read_model, write_model
 from polymodal.predict.problem import (
     MISSING_LABEL,
@@ -69,6 +69,9 @@ class Predictor:
     vector per column. ``fine_tune_blocks=k`` trains the last k blocks of each encoder (slow on
     CPU: for small data). ``log_target``: regress on log(label); None chooses it for positive,
     right-skewed labels. ``class_weight="balanced"`` weighs classes inversely to their counts.
+    ``refit``: once validation has chosen the candidate and its number of epochs, train it again
+    on the training and validation rows together (see :mod:`polymodal.predict.fitting`);
+    ``ensemble=k`` keeps k such refits from consecutive seeds and averages them.
     """
 
     def __init__(
@@ -83,7 +86,7 @@ class Predictor:
         hidden: int = 256,
         depth: int = 2,
         epochs: int = 200,
-        patience: int = 10,
+        patience: int = 30,
         lr: float = 1e-3,
         batch_size: int = 256,
         modality_dropout: float = 0.2,
@@ -98,6 +101,8 @@ class Predictor:
         weight_decay: float = 1e-4,
         log_target: bool | None = None,
         class_weight: str | None = "balanced",
+        refit: bool = True,
+        ensemble: int = 1,
     ) -> None:
         self.label = label
         self.fusion = fusion
@@ -123,13 +128,16 @@ class Predictor:
         self.weight_decay = weight_decay
         self.log_target = log_target
         self.class_weight = class_weight
+        self.refit = refit
+        self.ensemble = ensemble
 
     # ------------------------------------------------------------------------- parameters
     _PARAMS = (
         *("label", "fusion", "problem", "columns", "exclude", "encoders", "hidden", "depth"),
         *("epochs", "patience", "lr", "batch_size", "modality_dropout", "seed", "val_fraction"),
         *("fine_tune_blocks", "cache_dir", "progress", "tokens", "max_tokens", "dropout"),
-        *("weight_decay", "log_target", "class_weight"),
+        *("weight_decay", "log_target", "class_weight", "refit"),
+        "ensemble",
     )
 
     def get_params(self) -> dict[str, Any]:
@@ -153,7 +161,10 @@ class Predictor:
             raise ConfigError(f"tokens {self.tokens!r} is not one of {', '.join(TOKEN_MODES)}")
         if self.class_weight not in (None, "balanced"):
             raise ConfigError("class_weight must be 'balanced' or None")
-        for name in ("epochs", "patience", "batch_size", "hidden", "depth", "max_tokens"):
+        if self.ensemble > 1 and not self.refit:
+            raise ConfigError("ensemble > 1 needs refit=True: the members are refits")
+        counts = ("epochs", "patience", "batch_size", "hidden", "depth", "max_tokens", "ensemble")
+        for name in counts:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.fine_tune_blocks < 0:
@@ -256,8 +267,15 @@ class Predictor:
             balanced=self.class_weight == "balanced",
             seed=self.seed,
             progress=self.progress,
+            refit=self.refit,
+            ensemble=self.ensemble,
         )
         self.network_ = best.network
+        if "refit_rows" in next(r for r in board if r["chosen"]):
+            self.notes_.append(
+                "the kept model was retrained on the training and validation rows together: "
+                "scores on the validation rows are no longer held out"
+            )
         self.fusion_ = best.candidate.kind
         self.candidate_ = best.candidate.name
         self.slots_ = list(best.candidate.slots)
@@ -538,6 +556,9 @@ class Predictor:
             "tabular_slot": self.tabular_slot_,
             "fusion": self.fusion_,
             "candidate": self.candidate_,
+            "ensemble_size": (
+                len(self.network_.members) if isinstance(self.network_, EnsembleNetwork) else 1
+            ),
             "encoders": {str(m): encoder_entry(e) for m, e in self.encoders_.items() if m in used},
             "leaderboard": self.leaderboard_,
             "val_metrics": self.val_metrics_,
@@ -573,7 +594,12 @@ class Predictor:
         model.encoders_ = {}
         if model.fine_tune_blocks > 0:
             model.encoders_ = model._encoders_for_predict()
-        network = model._network(model.fusion_, model.slots_)
+        # Models saved before ensembles existed have no size: one network.
+        size = int(config.get("ensemble_size", 1))
+        members = [model._network(model.fusion_, model.slots_) for _ in range(size)]
+        network: Network = members[0]
+        if size > 1:
+            network = EnsembleNetwork(members, classification=model.target_.is_classification)
         model.network_ = load_weights(network, weights)
         return model
 

@@ -27,7 +27,7 @@ from polymodal.predict.metrics import (
     is_better,
     regression_metrics,
 )
-from polymodal.predict.network import PredictorNetwork
+from polymodal.predict.network import Network, PredictorNetwork
 from polymodal.predict.problem import Target
 
 EVAL_BATCH = 2048
@@ -100,31 +100,21 @@ def train_network(
     best_epoch, best_metrics = 0, {}
     name = PRIMARY_METRIC[target.problem][0]
     history: list[dict[str, float]] = []
-    n = len(train)
-    batch_size = max(1, min(batch_size, n))
     bar = tqdm(range(1, epochs + 1), desc=desc, unit="epoch", disable=not progress, leave=False)
     epoch = 0
     for epoch in bar:
-        network.train()
-        order = torch.randperm(n, generator=gen)
-        total = 0.0
-        for lo in range(0, n, batch_size):
-            idx = order[lo : lo + batch_size]
-            if len(idx) < 2 and n >= 2:
-                continue  # a single-row batch adds noise and breaks nothing else; skip it
-            batch = train.take(idx)
-            keep = modality_dropout_masks(batch, slot_group, modality_dropout, gen)
-            loss = _loss(network(batch, keep), batch.y, target, weight)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, _GRAD_CLIP)
-            optimizer.step()
-            total += float(loss.detach()) * len(idx)
+        lr_now = optimizer.param_groups[0]["lr"]
+        total = run_epoch(
+            network, train, optimizer, target=target, weight=weight, slot_group=slot_group,
+            modality_dropout=modality_dropout, batch_size=batch_size, gen=gen, params=params,
+        )  # fmt: skip
         outputs = network_outputs(network, val)
         val_loss = float(_loss(torch.from_numpy(outputs), val.y, target, weight))
         metrics = score_outputs(target, val.y.numpy(), outputs)
         key = (metrics[name], val_loss)
-        history.append({"epoch": epoch, "train_loss": total / n, "val_loss": val_loss, **metrics})
+        history.append(
+            {"epoch": epoch, "lr": lr_now, "train_loss": total, "val_loss": val_loss, **metrics}
+        )
         scheduler.step(val_loss)
         if best_key is None or improves(key, best_key, target.problem):
             best_key, best_epoch, best_metrics = key, epoch, metrics
@@ -138,6 +128,79 @@ def train_network(
     seconds = time.perf_counter() - start
     val_loss = best_key[1] if best_key is not None else float("nan")
     return TrainResult(name, best_epoch, epoch, best_metrics, val_loss, seconds, history)
+
+
+def run_epoch(
+    network: PredictorNetwork,
+    train: FeatureTensors,
+    optimizer: torch.optim.Optimizer,
+    *,
+    target: Target,
+    weight: torch.Tensor | None,
+    slot_group: Mapping[str, str],
+    modality_dropout: float,
+    batch_size: int,
+    gen: torch.Generator,
+    params: Sequence[torch.nn.Parameter],
+) -> float:
+    """One pass over ``train`` in shuffled mini-batches; the mean training loss."""
+    network.train()
+    n = len(train)
+    batch_size = max(1, min(batch_size, n))
+    order = torch.randperm(n, generator=gen)
+    total = 0.0
+    for lo in range(0, n, batch_size):
+        idx = order[lo : lo + batch_size]
+        if len(idx) < 2 and n >= 2:
+            continue  # a single-row batch adds noise and breaks nothing else; skip it
+        batch = train.take(idx)
+        keep = modality_dropout_masks(batch, slot_group, modality_dropout, gen)
+        loss = _loss(network(batch, keep), batch.y, target, weight)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, _GRAD_CLIP)
+        optimizer.step()
+        total += float(loss.detach()) * len(idx)
+    return total / max(n, 1)
+
+
+def refit_network(
+    network: PredictorNetwork,
+    train: FeatureTensors,
+    *,
+    target: Target,
+    groups: Mapping[str, Sequence[str]],
+    lrs: Sequence[float],
+    weight_decay: float = 1e-4,
+    batch_size: int = 256,
+    modality_dropout: float = 0.2,
+    class_weight: np.ndarray | None = None,
+    seed: int = 0,
+    progress: bool = True,
+    desc: str = "refit",
+) -> float:
+    """Train a fresh ``network`` on ``train`` for ``len(lrs)`` epochs, epoch k at learning rate
+    ``lrs[k]``: the schedule a validated run followed up to its best epoch, replayed on more
+    rows (there is no validation left to stop on). Returns the seconds it took.
+    """
+    if train.y is None:
+        raise ValueError("refit needs targets")
+    start = time.perf_counter()
+    gen = torch.Generator().manual_seed(seed)
+    params = [p for p in network.parameters() if p.requires_grad]
+    lr0 = lrs[0] if lrs else 1e-3
+    optimizer = torch.optim.AdamW(params, lr=lr0, weight_decay=weight_decay, foreach=True)
+    weight = None if class_weight is None else torch.as_tensor(class_weight, dtype=torch.float32)
+    slot_group = {slot: g for g, slots in groups.items() for slot in slots if slot in network.specs}
+    for lr in tqdm(lrs, desc=desc, unit="epoch", disable=not progress, leave=False):
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        run_epoch(
+            network, train, optimizer, target=target, weight=weight, slot_group=slot_group,
+            modality_dropout=modality_dropout, batch_size=batch_size, gen=gen, params=params,
+        )  # fmt: skip
+    network.eval()
+    return time.perf_counter() - start
 
 
 def modality_dropout_masks(
@@ -168,7 +231,7 @@ def modality_dropout_masks(
 
 
 def network_outputs(
-    network: PredictorNetwork, x: FeatureTensors, keep: Mapping[str, bool] | None = None
+    network: Network, x: FeatureTensors, keep: Mapping[str, bool] | None = None
 ) -> np.ndarray:
     """Raw outputs (N, n_outputs) in eval mode, in chunks, without gradients."""
     network.eval()
