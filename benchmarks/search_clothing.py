@@ -6,7 +6,7 @@
 1. Indexing: ``polymodal index`` as a process on the *test* split (372 photos) with an empty
    embedding cache (cold), again with nothing changed, and on all 3,781 photos (train + test)
    through the user's cache; wall time, files per second and the process's peak RSS.
-2. The space is chosen on the *train* split (3,409 photos): the shipped alignment's trained head
+2. The space is chosen on the *train* split (3,068 photos): the shipped alignment's trained head
    alone, that head mixed 0.5/0.5 with ConSE (the mix zero-shot classification uses), ConSE alone.
 3. Text queries "a dress", "a hat", ... through ``SearchEngine.search``: precision@10 per class,
    on the test-split store and on the full store, with the alternatives scored alongside.

@@ -176,3 +176,28 @@ def test_open_checks_the_store_and_root(
     reopened = SearchEngine.open(engine.store.folder)
     assert len(reopened) == 9 and reopened.root == engine.root
     assert reopened.search(text="a dress", k=2)  # the alignment folders were remembered
+
+
+def test_large_spaces_answer_through_the_derived_ann_index(
+    collection: Path, tmp_path: Path, tiny_alignments: dict[str, str]
+) -> None:
+    pytest.importorskip("faiss")
+    exact = SearchEngine.open(
+        tmp_path / "db", create=True, root=collection, alignments=tiny_alignments
+    )
+    exact.index(progress=False)
+
+    def ranked(hits):  # ties (the tiny encoder sees all photos alike) in path order
+        return sorted((-round(h.score, 4), h.path) for h in hits)
+
+    want = ranked(exact.search(text="a dress", k=50))
+    ann = SearchEngine.open(tmp_path / "db")
+    ann.ann_threshold = 1  # every space counts as large
+    ann.index(progress=False)
+    assert (tmp_path / "db" / "ann" / "image-text").is_dir()
+    assert ranked(ann.search(text="a dress", k=50)) == want
+    red = ann.search(text="a dress", k=5, folder="red", modality="image")
+    assert sorted(h.path for h in red) == ["red/r0.png", "red/r1.png", "red/r2.png"]
+    write_png(collection / "red" / "r9.png", seed=42)  # newer than the index: still found
+    ann.add(["red/r9.png"])
+    assert "red/r9.png" in [h.path for h in ann.search(text="a dress", k=50, folder="red")]
