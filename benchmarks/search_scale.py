@@ -144,6 +144,18 @@ def bench_faiss(vectors: np.ndarray, queries: np.ndarray, threads: int) -> dict[
     return {"system": "faiss-hnsw M=32 efC=40 ef=64", "build_s": build, **r}
 
 
+def finish_row(
+    row: dict[str, Any], truth: np.ndarray, results: dict[str, Any], out: Path | None
+) -> None:
+    """Score a row at once and save what is known so far (a long run may be stopped)."""
+    found = row.pop("found")
+    row["recall@10"] = recall(found, truth[: len(found)])
+    results.setdefault("rows", []).append(row)
+    print(json.dumps(row), file=sys.stderr, flush=True)
+    if out is not None:
+        out.write_text(json.dumps(results, indent=2))
+
+
 def recall(found: list[list[str]], truth: np.ndarray) -> float:
     pairs = zip(found, truth, strict=True)
     return float(np.mean([len(set(f[:10]) & {f"{i:016x}" for i in t}) / 10 for f, t in pairs]))
@@ -281,7 +293,6 @@ def main(argv: list[str] | None = None) -> int:
     dist = Clusters(args.clusters, DIM, seed=0)
     work = Path(args.workdir or tempfile.mkdtemp(prefix="polymodal-scale-"))
     results: dict[str, Any] = {"n": args.n, "queries": args.queries, "clusters": args.clusters}
-    rows: list[dict[str, Any]] = []
     try:
         t = time.perf_counter()
         table, vectors = make_table(work / "lance", dist, args.n, seed=1)
@@ -292,8 +303,7 @@ def main(argv: list[str] | None = None) -> int:
         results["exact_s"] = time.perf_counter() - t
         print(f"data + truth ready ({results['write_lance_s']:.0f} s)", file=sys.stderr)
 
-        rows.append(bench_faiss(vectors, queries, args.threads))
-        print(f"faiss done: {rows[-1]['p50_ms']:.2f} ms", file=sys.stderr)
+        finish_row(bench_faiss(vectors, queries, args.threads), truth, results, args.json)
         del vectors
 
         # The derived index, built from LanceDB the way the engine builds it.
@@ -309,8 +319,8 @@ def main(argv: list[str] | None = None) -> int:
             r = timed(lambda q: [i for i, _ in ann.nearest(table, folder, q, 10) or []], queries)
             label = f"derived (FAISS HNSW M={ann.DEFAULT_M} efC={ann.DEFAULT_EF_CONSTRUCTION} "
             label += f"ef={ef}, via ann.nearest)"
-            rows.append({"system": label, "build_s": build, **r})
-            print(f"derived ef={ef}: {rows[-1]['p50_ms']:.2f} ms", file=sys.stderr)
+            row = {"system": label, "build_s": build, **r}
+            finish_row(row, truth, results, args.json)
         faiss.omp_set_num_threads(args.threads)
 
         if args.lance_index.lower() != "none":
@@ -331,19 +341,15 @@ def main(argv: list[str] | None = None) -> int:
             label = f"lancedb {args.lance_index} nprobes={args.lance_nprobes}"
             label += f" ef={args.lance_ef}" if "HNSW" in args.lance_index else ""
             r["recall_queries"] = min(len(queries), 300)
-            rows.append({"system": label, "build_s": build, **r})
-            print(f"lance done: {rows[-1]['p50_ms']:.2f} ms", file=sys.stderr)
+            finish_row({"system": label, "build_s": build, **r}, truth, results, args.json)
     finally:
         if args.workdir is None:
             shutil.rmtree(work, ignore_errors=True)
 
-    for row in rows:
-        found = row.pop("found")
-        row["recall@10"] = recall(found, truth[: len(found)])
+    rows = results["rows"]
     ref = rows[0]["qps"]
     for row in rows:
         row["qps_vs_faiss"] = row["qps"] / ref
-    results["rows"] = rows
     print(f"\nn={args.n:,} vectors, {DIM}-d, {args.clusters} clusters, {args.queries} queries")
     print("| system | recall@10 | p50 ms | p99 ms | QPS (1 thread) | QPS / FAISS | build s |")
     print("|---|---|---|---|---|---|---|")

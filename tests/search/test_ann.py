@@ -85,6 +85,14 @@ def test_removed_and_replaced_rows_are_never_returned(data: tuple[np.ndarray, np
     assert list(top[0]).count(ids[0]) == 1
 
 
+def test_fewer_alive_rows_than_k_leave_empty_slots() -> None:
+    index = DerivedIndex.build(clustered(5, 3), ids_of(5))
+    index.remove(ids_of(3))
+    scores, found = index.search(clustered(1, 4), 5)
+    assert sorted(found[0][:2]) == ids_of(2, start=3) and list(found[0][2:]) == ["", "", ""]
+    assert np.all(scores[0][2:] < -1e30)  # FAISS fills empty slots with -FLT_MAX
+
+
 def test_save_and_load_give_the_same_answers(
     data: tuple[np.ndarray, np.ndarray], tmp_path: Path
 ) -> None:

@@ -67,6 +67,7 @@ class DerivedIndex:
         ef_search: int,
     ) -> None:
         self.index = index
+        self._dim = int(index.d)
         self.ids = ids
         self.keys = keys
         self.alive = alive
@@ -76,6 +77,8 @@ class DerivedIndex:
         self.token: str | None = None
         # Checked on every query: a flag, not a scan of a million booleans.
         self._all_alive = bool(alive.all())
+        self._packed: tuple[np.ndarray, np.ndarray] | None = None
+        self._ids_ext = np.append(ids, "")
 
     # ------------------------------------------------------------------ build / update
     @classmethod
@@ -131,6 +134,7 @@ class DerivedIndex:
         self.remove(ids)
         self.index.add(vectors)
         self.ids = np.concatenate([self.ids, ids])
+        self._ids_ext = np.append(self.ids, "")
         self.keys = np.concatenate([self.keys, keys])
         self.alive = np.concatenate([self.alive, np.ones(len(ids), dtype=bool)])
         self._all_alive = bool(self.alive.all())
@@ -142,11 +146,18 @@ class DerivedIndex:
         hit = np.isin(self.ids, np.asarray(ids, dtype=str)) & self.alive
         self.alive[hit] = False
         self._all_alive = bool(self.alive.all())
+        self._packed = None
         return int(hit.sum())
+
+    def _bitmap(self) -> np.ndarray:
+        # Packed once per change of the mask, not per query.
+        if self._packed is None or self._packed[0] is not self.alive:
+            self._packed = (self.alive, np.packbits(self.alive, bitorder="little"))
+        return self._packed[1]
 
     @property
     def dim(self) -> int:
-        return int(self.index.d)
+        return self._dim
 
     def __len__(self) -> int:
         return int(self.alive.sum())
@@ -163,8 +174,8 @@ class DerivedIndex:
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` nearest alive rows of each query: (scores, ids), best first.
 
-        Scores are inner products ("ip") or squared distances ("l2"); missing slots have id ""
-        and score -inf ("ip") / +inf ("l2").
+        Scores are inner products ("ip") or squared distances ("l2"); missing slots (fewer alive
+        rows than ``k``) have id "" and FAISS's extreme score (-FLT_MAX for "ip").
         """
         import faiss
 
@@ -174,15 +185,22 @@ class DerivedIndex:
                 f"ANN index holds {self.dim}-d vectors, the query is {queries.shape[1]}-d"
             )
         k = max(1, min(int(k), len(self.alive)))
-        params = faiss.SearchParametersHNSW()
-        params.efSearch = max(self.ef_search, k)
-        if not self._all_alive:
-            bitmap = np.packbits(self.alive, bitorder="little")
-            selector = faiss.IDSelectorBitmap(len(self.alive), faiss.swig_ptr(bitmap))
-            params.sel = selector  # keep `bitmap` and `selector` alive through the call
-        scores, pos = self.index.search(queries, k, params=params)
-        found = pos >= 0
-        ids = np.where(found, self.ids[np.where(found, pos, 0)], "")
+        ef = max(self.ef_search, k)
+        if self._all_alive and ef == self.ef_search:
+            # The common case, kept lean (it runs per query): the beam width lives on the index.
+            if self.index.hnsw.efSearch != ef:
+                self.index.hnsw.efSearch = ef
+            scores, pos = self.index.search(queries, k)
+        else:
+            params = faiss.SearchParametersHNSW()
+            params.efSearch = ef
+            if not self._all_alive:
+                bitmap = self._bitmap()
+                selector = faiss.IDSelectorBitmap(len(self.alive), faiss.swig_ptr(bitmap))
+                params.sel = selector  # `bitmap` and `selector` stay referenced through the call
+            scores, pos = self.index.search(queries, k, params=params)
+        # Position -1 (fewer than k alive rows) picks the trailing "" of the extended list.
+        ids = self._ids_ext[pos]
         return scores, ids
 
     # ------------------------------------------------------------------ persistence
