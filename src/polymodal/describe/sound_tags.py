@@ -15,6 +15,7 @@ from polymodal.errors import ConfigError
 
 if TYPE_CHECKING:
     from polymodal.align.zeroshot import Space, ZeroShotClassifier
+    from polymodal.cache.store import EmbeddingCache
     from polymodal.encoders.audio_whisper import WhisperAudioEncoder
 
 
@@ -40,7 +41,9 @@ class SoundTagger:
 
     ``labels``: the vocabulary (default: the shipped one). ``alignment``: the shared space
     (default: the shipped audio-text alignment; see :class:`ZeroShotClassifier`). Tags below
-    ``min_probability`` are dropped. The classifier is built on the first call.
+    ``min_probability`` are dropped. The classifier is built on the first call; its prompt
+    embeddings go through ``cache`` (default: the embedding cache in the polymodal home), so
+    later runs skip embedding the vocabulary.
     """
 
     def __init__(
@@ -50,11 +53,13 @@ class SoundTagger:
         alignment: Space | str | Path | None = None,
         top_k: int = 3,
         min_probability: float = 0.03,
+        cache: EmbeddingCache | None = None,
     ) -> None:
         self.labels = list(labels) if labels is not None else load_vocabulary()
         self.alignment = alignment
         self.top_k = top_k
         self.min_probability = min_probability
+        self.cache = cache
         self._classifier: ZeroShotClassifier | None = None
         self._lock = threading.Lock()
 
@@ -63,9 +68,13 @@ class SoundTagger:
         with self._lock:
             if self._classifier is None:
                 from polymodal.align.zeroshot import ZeroShotClassifier
+                from polymodal.cache.store import EmbeddingCache
 
                 self._classifier = ZeroShotClassifier(
-                    self.labels, alignment=self.alignment, modality="audio"
+                    self.labels,
+                    alignment=self.alignment,
+                    modality="audio",
+                    cache=self.cache if self.cache is not None else EmbeddingCache(),
                 )
             return self._classifier
 
