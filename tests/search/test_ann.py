@@ -19,6 +19,7 @@ from polymodal.search import ann
 from polymodal.search.ann import MANIFEST, DerivedIndex
 
 DIM = 32
+MODALITIES = ("image", "text")  # by the id's parity in the table tests
 
 
 @pytest.fixture(autouse=True)
@@ -107,7 +108,7 @@ def test_save_and_load_give_the_same_answers(
     # A second save replaces the first save's files instead of piling them up.
     loaded.save(tmp_path / "ann")
     names = sorted(p.name for p in (tmp_path / "ann").iterdir())
-    assert len(names) == 5 and MANIFEST in names
+    assert len(names) == 6 and MANIFEST in names
     assert all(n == MANIFEST or n.startswith(f"hnsw-{loaded.token}.") for n in names)
 
 
@@ -133,6 +134,7 @@ def _rows(vectors: np.ndarray, ids: list[str], keys: list[str]) -> pa.Table:
         {
             "id": ids,
             "sha256": keys,
+            "modality": [MODALITIES[int(i, 16) % 2] for i in ids],
             "vector": pa.FixedSizeListArray.from_arrays(flat, vectors.shape[1]),
         }
     )
@@ -203,6 +205,27 @@ def test_too_many_changed_rows_fall_back_to_exact(
     assert ann.nearest(table, folder, clustered(1, 5)[0], 10) is None
 
 
+def test_a_group_keeps_to_its_rows_in_the_index_and_in_the_delta(
+    table, tmp_path: Path, data: tuple[np.ndarray, np.ndarray]
+) -> None:
+    vectors, queries = data
+    folder = tmp_path / "ann"
+    ann.maybe_rebuild(table, folder, threshold=1000)
+    assert any("id" in list(ix.columns) for ix in table.list_indices())  # lookups by id
+    ids = np.array(ids_of(len(vectors)))
+    texts = np.array([int(i, 16) % 2 == 1 for i in ids])
+    truth = ids[texts][exact_top(vectors[texts], queries[:50], 10)]
+    found = [[i for i, _ in ann.nearest(table, folder, q, 10, group="text")] for q in queries[:50]]
+    assert recall(np.array(found), truth) >= 0.95
+    assert all(int(i, 16) % 2 == 1 for row in found for i in row)
+    # A new image row equal to the query: found without a group or with "image", not "text".
+    q = queries[0]
+    _upsert(table, _rows(q[None], ["fffffffffffffffe"], ["new"]))  # even id: an image
+    assert ann.nearest(table, folder, q, 3)[0][0] == "fffffffffffffffe"
+    assert ann.nearest(table, folder, q, 3, group="image")[0][0] == "fffffffffffffffe"
+    assert "fffffffffffffffe" not in [i for i, _ in ann.nearest(table, folder, q, 10, group="text")]
+
+
 def test_the_table_version_is_asked_at_most_once_per_ttl(
     table, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -261,4 +284,4 @@ def test_a_kill_during_save_leaves_a_whole_index(tmp_path: Path) -> None:
     assert len(index) == 20000 and index.version is not None and index.version >= 1
     # The next save clears whatever the killed one left half-written.
     index.save(folder)
-    assert len(list(folder.iterdir())) == 5
+    assert len(list(folder.iterdir())) == 6

@@ -21,10 +21,11 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -62,6 +63,7 @@ class DerivedIndex:
         keys: np.ndarray,
         alive: np.ndarray,
         *,
+        groups: np.ndarray | None = None,
         metric: str,
         version: int | None,
         ef_search: int,
@@ -70,6 +72,8 @@ class DerivedIndex:
         self._dim = int(index.d)
         self.ids = ids
         self.keys = keys
+        # A label per row (the item's modality) that a query may keep to: see search(group=).
+        self.groups = groups if groups is not None else np.full(len(ids), "", dtype="<U1")
         self.alive = alive
         self.metric = metric
         self.version = version
@@ -77,7 +81,7 @@ class DerivedIndex:
         self.token: str | None = None
         # Checked on every query: a flag, not a scan of a million booleans.
         self._all_alive = bool(alive.all())
-        self._packed: tuple[np.ndarray, np.ndarray] | None = None
+        self._bitmaps: dict[str | None, np.ndarray] = {}
         self._ids_ext = np.append(ids, "")
 
     # ------------------------------------------------------------------ build / update
@@ -89,6 +93,7 @@ class DerivedIndex:
         *,
         metric: str = "ip",
         keys: Sequence[str] | np.ndarray | None = None,
+        groups: Sequence[str] | np.ndarray | None = None,
         version: int | None = None,
         m: int = DEFAULT_M,
         ef_construction: int = DEFAULT_EF_CONSTRUCTION,
@@ -108,11 +113,12 @@ class DerivedIndex:
             np.empty(0, dtype="<U1"),
             np.empty(0, dtype="<U1"),
             np.empty(0, dtype=bool),
+            groups=np.empty(0, dtype="<U1"),
             metric=metric,
             version=version,
             ef_search=ef_search,
         )
-        out.add(vectors, ids, keys)
+        out.add(vectors, ids, keys, groups)
         return out
 
     def add(
@@ -120,14 +126,17 @@ class DerivedIndex:
         vectors: np.ndarray,
         ids: Sequence[str] | np.ndarray,
         keys: Sequence[str] | np.ndarray | None = None,
+        groups: Sequence[str] | np.ndarray | None = None,
     ) -> None:
         """Append rows; an id already present is replaced (its old position is masked out)."""
         vectors = _as_matrix(vectors)
         ids = np.asarray(ids, dtype=str)
         keys = np.asarray(keys if keys is not None else [""] * len(ids), dtype=str)
-        if not len(ids) == len(keys) == len(vectors):
+        groups = np.asarray(groups if groups is not None else [""] * len(ids), dtype=str)
+        if not len(ids) == len(keys) == len(groups) == len(vectors):
             raise ConfigError(
-                f"ANN index: {len(vectors)} vectors, {len(ids)} ids and {len(keys)} keys differ"
+                f"ANN index: {len(vectors)} vectors but {len(ids)} ids, {len(keys)} keys "
+                f"and {len(groups)} groups"
             )
         if len(vectors) == 0:
             return
@@ -136,8 +145,10 @@ class DerivedIndex:
         self.ids = np.concatenate([self.ids, ids])
         self._ids_ext = np.append(self.ids, "")
         self.keys = np.concatenate([self.keys, keys])
+        self.groups = np.concatenate([self.groups, groups])
         self.alive = np.concatenate([self.alive, np.ones(len(ids), dtype=bool)])
         self._all_alive = bool(self.alive.all())
+        self._bitmaps = {}
 
     def remove(self, ids: Sequence[str] | np.ndarray) -> int:
         """Mask out the rows with these ids; return how many were alive."""
@@ -146,14 +157,17 @@ class DerivedIndex:
         hit = np.isin(self.ids, np.asarray(ids, dtype=str)) & self.alive
         self.alive[hit] = False
         self._all_alive = bool(self.alive.all())
-        self._packed = None
+        self._bitmaps = {}
         return int(hit.sum())
 
-    def _bitmap(self) -> np.ndarray:
-        # Packed once per change of the mask, not per query.
-        if self._packed is None or self._packed[0] is not self.alive:
-            self._packed = (self.alive, np.packbits(self.alive, bitorder="little"))
-        return self._packed[1]
+    def _bitmap(self, group: str | None) -> np.ndarray:
+        # Packed once per group and change of the mask, not per query.
+        bitmap = self._bitmaps.get(group)
+        if bitmap is None:
+            keep = self.alive if group is None else self.alive & (self.groups == group)
+            bitmap = np.packbits(keep, bitorder="little")
+            self._bitmaps[group] = bitmap
+        return bitmap
 
     @property
     def dim(self) -> int:
@@ -171,8 +185,11 @@ class DerivedIndex:
         return dict(zip(self.ids[self.alive].tolist(), self.keys[self.alive].tolist(), strict=True))
 
     # ------------------------------------------------------------------ search
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """The ``k`` nearest alive rows of each query: (scores, ids), best first.
+    def search(
+        self, queries: np.ndarray, k: int, *, group: str | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` nearest alive rows of each query (only rows of ``group`` if given):
+        (scores, ids), best first.
 
         Scores are inner products ("ip") or squared distances ("l2"); missing slots (fewer alive
         rows than ``k``) have id "" and FAISS's extreme score (-FLT_MAX for "ip").
@@ -186,7 +203,7 @@ class DerivedIndex:
             )
         k = max(1, min(int(k), len(self.alive)))
         ef = max(self.ef_search, k)
-        if self._all_alive and ef == self.ef_search:
+        if self._all_alive and group is None and ef == self.ef_search:
             # The common case, kept lean (it runs per query): the beam width lives on the index.
             if self.index.hnsw.efSearch != ef:
                 self.index.hnsw.efSearch = ef
@@ -194,8 +211,8 @@ class DerivedIndex:
         else:
             params = faiss.SearchParametersHNSW()
             params.efSearch = ef
-            if not self._all_alive:
-                bitmap = self._bitmap()
+            if not self._all_alive or group is not None:
+                bitmap = self._bitmap(group)
                 selector = faiss.IDSelectorBitmap(len(self.alive), faiss.swig_ptr(bitmap))
                 params.sel = selector  # `bitmap` and `selector` stay referenced through the call
             scores, pos = self.index.search(queries, k, params=params)
@@ -213,7 +230,8 @@ class DerivedIndex:
         token = f"{self.version or 0}-{uuid.uuid4().hex[:8]}"
         with atomic_output(folder / f"hnsw-{token}.faiss") as tmp:
             faiss.write_index(self.index, str(tmp))
-        for name, array in (("ids", self.ids), ("keys", self.keys), ("alive", self.alive)):
+        arrays = {"ids": self.ids, "keys": self.keys, "groups": self.groups, "alive": self.alive}
+        for name, array in arrays.items():
             with atomic_output(folder / f"hnsw-{token}.{name}.npy") as tmp, open(tmp, "wb") as f:
                 np.save(f, array, allow_pickle=False)
         manifest = {
@@ -253,21 +271,22 @@ class DerivedIndex:
             index = faiss.read_index(str(folder / f"hnsw-{token}.faiss"))
             arrays = [
                 np.load(folder / f"hnsw-{token}.{name}.npy", allow_pickle=False)
-                for name in ("ids", "keys", "alive")
+                for name in ("ids", "keys", "groups", "alive")
             ]
             metric = str(manifest["metric"])
             version = manifest.get("table_version")
             ef_search = int(manifest["ef_search"])
         except (OSError, RuntimeError, ValueError, KeyError) as err:
             raise ConfigError(f"ANN index {folder} is damaged: {err}") from None
-        ids, keys, alive = arrays
-        if not index.ntotal == len(ids) == len(keys) == len(alive):
+        ids, keys, groups, alive = arrays
+        if not index.ntotal == len(ids) == len(keys) == len(groups) == len(alive):
             raise ConfigError(f"ANN index {folder} is damaged: its files disagree on the row count")
         out = cls(
             index,
             ids,
             keys,
             alive.astype(bool),
+            groups=groups,
             metric=metric,
             version=None if version is None else int(version),
             ef_search=ef_search,
@@ -282,8 +301,16 @@ class Delta:
     """How a table differs from the index built from an older version of it."""
 
     stale: frozenset[str]  # ids in the index whose row changed or is gone
-    fresh_ids: np.ndarray  # rows new or changed since, searched exactly
-    fresh_vectors: np.ndarray
+    fresh: Rows  # rows new or changed since, searched exactly
+
+
+class Rows(NamedTuple):
+    """Rows read from a table: ids, content keys, groups (modality) and vectors."""
+
+    ids: np.ndarray
+    keys: np.ndarray
+    groups: np.ndarray
+    vectors: np.ndarray
 
 
 def maybe_rebuild(
@@ -292,12 +319,15 @@ def maybe_rebuild(
     *,
     threshold: int = DEFAULT_THRESHOLD,
     key_column: str = "sha256",
+    group_column: str = "modality",
 ) -> bool:
     """Bring the index in ``folder`` up to date with ``table``; True when it wrote one.
 
     Below ``threshold`` rows no index is kept (exact search is fast enough). An index a few
     versions behind is updated in place (new rows added, gone ones masked); one with too many
-    dead rows, a different dimension or damaged files is rebuilt from the whole table.
+    dead rows, a different dimension or damaged files is rebuilt from the whole table. Large
+    tables also get a BTREE index on ``id``, which the engine's lookups of hit rows need (a
+    200-id lookup in a 1M-row table: 350 ms without, 40 ms with, measured here).
     """
     folder = Path(folder)
     count = int(table.count_rows())
@@ -306,6 +336,7 @@ def maybe_rebuild(
             shutil.rmtree(folder, ignore_errors=True)
             _CACHE.forget(folder)
         return False
+    _ensure_id_index(table)
     version = int(table.version)
     try:
         index = DerivedIndex.load(folder)
@@ -313,10 +344,10 @@ def maybe_rebuild(
         index = None
     if index is not None and index.version == version:
         return False
-    key = key_column if key_column in table.schema.names else None
+    cols = _columns(table, key_column, group_column)
     if index is not None and index.dim == _table_dim(table):
         live = index.live()
-        current = _read_keys(table, key)
+        current = _read_keys(table, cols.key)
         stale = {i for i, kv in live.items() if current.get(i) != kv}
         fresh = [i for i, kv in current.items() if live.get(i) != kv]
         dead_after = (len(index.alive) - len(live) + len(stale) + len(fresh)) / max(
@@ -324,15 +355,17 @@ def maybe_rebuild(
         )
         if dead_after <= MAX_DEAD_FRACTION:
             index.remove(sorted(stale))
-            for ids, keys, vectors in _read_rows(table, key, only=set(fresh)):
-                index.add(vectors, ids, keys)
+            for rows in _read_rows(table, cols, only=set(fresh)):
+                index.add(rows.vectors, rows.ids, rows.keys, rows.groups)
             index.version = version
             index.save(folder)
             _CACHE.forget(folder)
             return True
-    ids_all, keys_all, vectors = _read_all(table, key, count)
-    index = DerivedIndex.build(vectors, ids_all, keys=keys_all, version=version)
-    del vectors
+    rows = _read_all(table, cols, count)
+    index = DerivedIndex.build(
+        rows.vectors, rows.ids, keys=rows.keys, groups=rows.groups, version=version
+    )
+    del rows
     index.save(folder)
     _CACHE.forget(folder)
     return True
@@ -344,9 +377,12 @@ def nearest(
     query: np.ndarray,
     k: int,
     *,
+    group: str | None = None,
     key_column: str = "sha256",
+    group_column: str = "modality",
 ) -> list[tuple[str, float]] | None:
-    """The ``k`` rows nearest ``query`` as (id, inner product), best first.
+    """The ``k`` rows nearest ``query`` as (id, inner product), best first; with ``group``,
+    only rows whose ``group_column`` (modality) equals it.
 
     None when there is no usable index in ``folder`` or the table changed too much since it was
     saved: the caller then searches the table exactly.
@@ -361,21 +397,24 @@ def nearest(
     version = _CACHE.version(table)
     delta = None
     if index.version != version:
-        key = key_column if key_column in table.schema.names else None
-        delta = _CACHE.delta(folder, index, table, version, key)
+        cols = _columns(table, key_column, group_column)
+        delta = _CACHE.delta(folder, index, table, version, cols)
         if delta is None:
             return None
     extra = 0 if delta is None else min(len(delta.stale), k)
-    scores, ids = index.search(query, k + extra)
+    scores, ids = index.search(query, k + extra, group=group)
     found = [
         (i, s)
         for i, s in zip(ids[0].tolist(), scores[0].tolist(), strict=True)
         if i and (delta is None or i not in delta.stale)
     ]
-    if delta is not None and len(delta.fresh_ids):
-        sims = delta.fresh_vectors @ query[0]
-        top = np.argsort(-sims)[:k]
-        found += [(str(delta.fresh_ids[j]), float(sims[j])) for j in top]
+    if delta is not None and len(delta.fresh.ids):
+        fresh = delta.fresh
+        sims = fresh.vectors @ query[0]
+        if group is not None:
+            sims = np.where(fresh.groups == group, sims, -np.inf)
+        top = [j for j in np.argsort(-sims)[:k] if np.isfinite(sims[j])]
+        found += [(str(fresh.ids[j]), float(sims[j])) for j in top]
     found.sort(key=lambda pair: -pair[1])
     return found[:k]
 
@@ -421,13 +460,13 @@ class _IndexCache:
             return index
 
     def delta(
-        self, folder: Path, index: DerivedIndex, table: Any, version: int, key: str | None
+        self, folder: Path, index: DerivedIndex, table: Any, version: int, cols: _Cols
     ) -> Delta | None:
         cache_key = (folder, index.token, version)
         with self._lock:
             if cache_key in self._deltas:
                 return self._deltas[cache_key]
-            delta = _delta(index, table, key)
+            delta = _delta(index, table, cols)
             self._deltas[cache_key] = delta
             return delta
 
@@ -441,23 +480,40 @@ class _IndexCache:
 _CACHE = _IndexCache()
 
 
-def _delta(index: DerivedIndex, table: Any, key: str | None) -> Delta | None:
+class _Cols(NamedTuple):
+    key: str | None
+    group: str | None
+
+
+def _columns(table: Any, key_column: str, group_column: str) -> _Cols:
+    names = set(table.schema.names)
+    return _Cols(
+        key_column if key_column in names else None,
+        group_column if group_column in names else None,
+    )
+
+
+def _ensure_id_index(table: Any) -> None:
+    if "id" not in table.schema.names:
+        return
+    try:
+        if any("id" in list(ix.columns) for ix in table.list_indices()):
+            return
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            table.create_scalar_index("id", index_type="BTREE")
+    except Exception:  # an optimisation: lookups still work (slower) without it
+        pass
+
+
+def _delta(index: DerivedIndex, table: Any, cols: _Cols) -> Delta | None:
     live = index.live()
-    current = _read_keys(table, key)
+    current = _read_keys(table, cols.key)
     stale = frozenset(i for i, kv in live.items() if current.get(i) != kv)
     fresh = {i for i, kv in current.items() if live.get(i) != kv}
     if len(fresh) > MAX_DELTA:
         return None
-    ids: list[np.ndarray] = []
-    vectors: list[np.ndarray] = []
-    for batch_ids, _, batch_vectors in _read_rows(table, key, only=fresh):
-        ids.append(batch_ids)
-        vectors.append(batch_vectors)
-    return Delta(
-        stale=stale,
-        fresh_ids=np.concatenate(ids) if ids else np.empty(0, dtype=str),
-        fresh_vectors=np.concatenate(vectors) if vectors else np.empty((0, index.dim), np.float32),
-    )
+    return Delta(stale=stale, fresh=_concat(list(_read_rows(table, cols, only=fresh)), index.dim))
 
 
 def _read_keys(table: Any, key: str | None) -> dict[str, str]:
@@ -469,55 +525,56 @@ def _read_keys(table: Any, key: str | None) -> dict[str, str]:
     return dict(zip(ids, keys, strict=True))
 
 
-def _read_rows(table: Any, key: str | None, *, only: set[str]) -> Any:
-    """Yield (ids, keys, vectors) for the rows whose id is in ``only``, in batches."""
+def _read_rows(table: Any, cols: _Cols, *, only: set[str]) -> Iterator[Rows]:
+    """The rows whose id is in ``only``, in batches."""
     chosen = sorted(only)
+    names = ["id", *(c for c in cols if c is not None), "vector"]
     for start in range(0, len(chosen), 1000):
         chunk = chosen[start : start + 1000]
         where = "id IN (" + ", ".join("'" + i.replace("'", "''") + "'" for i in chunk) + ")"
-        columns = ["id", "vector"] if key is None else ["id", key, "vector"]
-        data = table.search().where(where).select(columns).limit(len(chunk)).to_arrow()
-        yield _unpack(data, key)
+        data = table.search().where(where).select(names).limit(len(chunk)).to_arrow()
+        yield _unpack(data, cols)
 
 
-def _read_all(table: Any, key: str | None, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Every row's id, key and vector, streamed batch by batch into one preallocated matrix."""
+def _read_all(table: Any, cols: _Cols, count: int) -> Rows:
+    """Every row, streamed batch by batch into one preallocated matrix."""
     dim = _table_dim(table)
     vectors = np.empty((count, dim), dtype=np.float32)
-    ids: list[np.ndarray] = []
-    keys: list[np.ndarray] = []
+    parts: list[Rows] = []
     filled = 0
-    columns = ["id", "vector"] if key is None else ["id", key, "vector"]
-    reader = table.search().select(columns).limit(None).to_batches(_READ_BATCH)
-    for batch in reader:
-        batch_ids, batch_keys, batch_vectors = _unpack(batch, key)
-        n = len(batch_ids)
+    names = ["id", *(c for c in cols if c is not None), "vector"]
+    for batch in table.search().select(names).limit(None).to_batches(_READ_BATCH):
+        rows = _unpack(batch, cols)
+        n = len(rows.ids)
         if filled + n > len(vectors):  # rows added while reading: grow rather than fail
             vectors = np.concatenate([vectors, np.empty((filled + n - len(vectors), dim), "f4")])
-        vectors[filled : filled + n] = batch_vectors
-        ids.append(batch_ids)
-        keys.append(batch_keys)
+        vectors[filled : filled + n] = rows.vectors
+        parts.append(rows._replace(vectors=np.empty((0, dim), np.float32)))
         filled += n
-    return (
-        np.concatenate(ids) if ids else np.empty(0, dtype=str),
-        np.concatenate(keys) if keys else np.empty(0, dtype=str),
-        vectors[:filled],
-    )
+    return _concat(parts, dim)._replace(vectors=vectors[:filled])
 
 
-def _unpack(data: Any, key: str | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _concat(parts: list[Rows], dim: int) -> Rows:
+    if not parts:
+        empty = np.empty(0, dtype=str)
+        return Rows(empty, empty, empty, np.empty((0, dim), np.float32))
+    return Rows(*(np.concatenate(column) for column in zip(*parts, strict=True)))
+
+
+def _unpack(data: Any, cols: _Cols) -> Rows:
     ids = np.asarray(data.column("id").to_pylist(), dtype=str)
-    keys = (
-        np.asarray(data.column(key).to_pylist(), dtype=str)
-        if key is not None
-        else np.full(len(ids), "", dtype=str)
-    )
+
+    def strings(name: str | None) -> np.ndarray:
+        if name is None:
+            return np.full(len(ids), "", dtype=str)
+        return np.asarray([v or "" for v in data.column(name).to_pylist()], dtype=str)
+
     column = data.column("vector")
     if hasattr(column, "combine_chunks"):  # a Table's column; a RecordBatch's is one array
         column = column.combine_chunks()
     flat = column.flatten().to_numpy(zero_copy_only=False)
     vectors = np.asarray(flat, dtype=np.float32).reshape(-1, column.type.list_size)
-    return ids, keys, vectors
+    return Rows(ids, strings(cols.key), strings(cols.group), vectors)
 
 
 def _table_dim(table: Any) -> int:
