@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -201,3 +203,29 @@ def test_large_spaces_answer_through_the_derived_ann_index(
     write_png(collection / "red" / "r9.png", seed=42)  # newer than the index: still found
     ann.add(["red/r9.png"])
     assert "red/r9.png" in [h.path for h in ann.search(text="a dress", k=50, folder="red")]
+
+
+def _video(path: Path, *, sound: bool) -> None:
+    cmd = ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc=duration=1:size=64x64:rate=4"]
+    if sound:
+        cmd += ["-f", "lavfi", "-i", "sine=frequency=440:duration=1", "-shortest"]
+    subprocess.run([*cmd, "-pix_fmt", "yuv420p", str(path)], check=True, timeout=60)
+
+
+def test_videos_go_to_both_spaces_and_silent_ones_only_to_frames(
+    tmp_path: Path, tiny_alignments: dict[str, str]
+) -> None:
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("ffmpeg is not installed (Debian package ffmpeg)")
+    root = tmp_path / "media"
+    root.mkdir()
+    _video(root / "talk.mp4", sound=True)
+    _video(root / "silent.mp4", sound=False)
+    eng = SearchEngine.open(tmp_path / "db", create=True, root=root, alignments=tiny_alignments)
+    report = eng.index(progress=False)
+    assert report.skipped == [] and report.added == 2
+    assert _paths(eng, "image-text") == ["silent.mp4", "talk.mp4"]
+    assert _paths(eng, "audio-text") == ["talk.mp4"]
+    hits = eng.search(text="a talk", k=10, modality="video")
+    assert sorted(h.path for h in hits) == ["silent.mp4", "talk.mp4"]
+    assert eng.index(progress=False).unchanged == 2  # the silent one is not retried as new

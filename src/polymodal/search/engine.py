@@ -95,7 +95,8 @@ class SearchEngine:
         self.ann_threshold = ann_threshold
         self.batch_size = batch_size
         self._spaces: dict[str, Space] = {}
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # lazy loading and the score caches
+        self._index_lock = threading.Lock()  # one indexing run at a time; searches go on
         self._stats: dict[tuple[str, str, int], np.ndarray] = {}
         self._groups_cache: dict[tuple[str, str, int], list[str]] = {}
 
@@ -168,7 +169,7 @@ class SearchEngine:
         if not self.root.is_dir():
             raise ConfigError(f"the indexed folder {self.root} is gone (or not a folder)")
         spaces = [self.space(n) for n in self._space_names()]
-        with self._lock:
+        with self._index_lock:
             report = index_folder(
                 self.store,
                 spaces,
@@ -176,6 +177,7 @@ class SearchEngine:
                 progress=progress,
                 after_space=self._after_space,
             )
+        with self._lock:
             self._stats.clear()
         return report
 
@@ -204,7 +206,7 @@ class SearchEngine:
                 continue
             records.append(FileRecord(rel, modality, st.st_size, st.st_mtime_ns))
         spaces = [self.space(n) for n in self._space_names()]
-        with self._lock:
+        with self._index_lock:
             report = index_paths(
                 self.store,
                 spaces,
@@ -214,6 +216,7 @@ class SearchEngine:
                 progress=progress,
                 after_space=self._after_space,
             )
+        with self._lock:
             self._stats.clear()
         from polymodal.search.indexer import Skipped
 
