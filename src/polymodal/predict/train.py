@@ -28,6 +28,7 @@ from polymodal.predict.metrics import (
     regression_metrics,
 )
 from polymodal.predict.network import Network, PredictorNetwork
+from polymodal.predict.optim import AdamW, HalveOnPlateau
 from polymodal.predict.problem import Target
 
 EVAL_BATCH = 2048
@@ -89,10 +90,8 @@ def train_network(
     start = time.perf_counter()
     gen = torch.Generator().manual_seed(seed)
     params = [p for p in network.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, foreach=True)
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, mode="min", factor=0.5, patience=max(2, patience // 4)
-    )
+    optimizer = AdamW(params, lr=lr, weight_decay=weight_decay)
+    scheduler = HalveOnPlateau(optimizer, factor=0.5, patience=max(2, patience // 4))
     weight = None if class_weight is None else torch.as_tensor(class_weight, dtype=torch.float32)
     slot_group = {slot: g for g, slots in groups.items() for slot in slots if slot in network.specs}
     best_key: tuple[float, float] | None = None
@@ -103,7 +102,7 @@ def train_network(
     bar = tqdm(range(1, epochs + 1), desc=desc, unit="epoch", disable=not progress, leave=False)
     epoch = 0
     for epoch in bar:
-        lr_now = optimizer.param_groups[0]["lr"]
+        lr_now = optimizer.lr
         total = run_epoch(
             network, train, optimizer, target=target, weight=weight, slot_group=slot_group,
             modality_dropout=modality_dropout, batch_size=batch_size, gen=gen, params=params,
@@ -133,7 +132,7 @@ def train_network(
 def run_epoch(
     network: PredictorNetwork,
     train: FeatureTensors,
-    optimizer: torch.optim.Optimizer,
+    optimizer: AdamW,
     *,
     target: Target,
     weight: torch.Tensor | None,
@@ -156,7 +155,7 @@ def run_epoch(
         batch = train.take(idx)
         keep = modality_dropout_masks(batch, slot_group, modality_dropout, gen)
         loss = _loss(network(batch, keep), batch.y, target, weight)
-        optimizer.zero_grad(set_to_none=True)
+        optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, _GRAD_CLIP)
         optimizer.step()
@@ -189,12 +188,11 @@ def refit_network(
     gen = torch.Generator().manual_seed(seed)
     params = [p for p in network.parameters() if p.requires_grad]
     lr0 = lrs[0] if lrs else 1e-3
-    optimizer = torch.optim.AdamW(params, lr=lr0, weight_decay=weight_decay, foreach=True)
+    optimizer = AdamW(params, lr=lr0, weight_decay=weight_decay)
     weight = None if class_weight is None else torch.as_tensor(class_weight, dtype=torch.float32)
     slot_group = {slot: g for g, slots in groups.items() for slot in slots if slot in network.specs}
     for lr in tqdm(lrs, desc=desc, unit="epoch", disable=not progress, leave=False):
-        for group in optimizer.param_groups:
-            group["lr"] = lr
+        optimizer.lr = lr
         run_epoch(
             network, train, optimizer, target=target, weight=weight, slot_group=slot_group,
             modality_dropout=modality_dropout, batch_size=batch_size, gen=gen, params=params,
