@@ -229,3 +229,24 @@ def test_videos_go_to_both_spaces_and_silent_ones_only_to_frames(
     hits = eng.search(text="a talk", k=10, modality="video")
     assert sorted(h.path for h in hits) == ["silent.mp4", "talk.mp4"]
     assert eng.index(progress=False).unchanged == 2  # the silent one is not retried as new
+
+
+def test_text_column_holds_descriptions_and_text_file_content(
+    collection: Path, tmp_path: Path, tiny_alignments: dict[str, str]
+) -> None:
+    def describe(path: Path, modality) -> str | None:
+        if path.name == "r1.png":
+            raise RuntimeError("a describer bug")  # must not stop indexing
+        return f"caption of {path.name}" if str(modality) == "image" else None
+
+    eng = SearchEngine.open(
+        tmp_path / "db", create=True, root=collection, alignments=tiny_alignments
+    )
+    report = eng.index(progress=False, describe=describe)
+    assert report.added == 9
+    texts = {h.path: h.text for h in eng.search(text="a dress", k=50)}
+    assert texts["red/r0.png"] == "caption of r0.png"
+    assert texts["red/r1.png"] is None
+    assert texts["notes.txt"] == "a red summer dress with flowers"
+    assert texts["sounds/low.wav"] is None
+    assert eng.item(item_id("red/r0.png")).text == "caption of r0.png"

@@ -24,7 +24,13 @@ import numpy as np
 from polymodal.errors import ConfigError, InputError
 from polymodal.modality import Modality
 from polymodal.search.files import FileRecord, item_id, modality_of
-from polymodal.search.indexer import DEFAULT_BATCH, IndexReport, index_folder, index_paths
+from polymodal.search.indexer import (
+    DEFAULT_BATCH,
+    Describe,
+    IndexReport,
+    index_folder,
+    index_paths,
+)
 from polymodal.search.query import Query, make_query, query_vector
 from polymodal.search.space import DEFAULT_SPACES, Space, load_space
 from polymodal.search.store import SearchStore, sql_str
@@ -163,8 +169,18 @@ class SearchEngine:
         return names
 
     # ------------------------------------------------------------------ indexing
-    def index(self, root: str | Path | None = None, *, progress: bool = True) -> IndexReport:
-        """Bring the store up to date with its folder (new, changed and deleted files)."""
+    def index(
+        self,
+        root: str | Path | None = None,
+        *,
+        progress: bool = True,
+        describe: Describe | None = None,
+    ) -> IndexReport:
+        """Bring the store up to date with its folder (new, changed and deleted files).
+
+        ``describe(path, modality)`` may give each new or changed file a caption, transcript or
+        OCR text for the ``text`` column.
+        """
         self._check_root(root)
         if not self.root.is_dir():
             raise ConfigError(f"the indexed folder {self.root} is gone (or not a folder)")
@@ -176,12 +192,19 @@ class SearchEngine:
                 batch_size=self.batch_size,
                 progress=progress,
                 after_space=self._after_space,
+                describe=describe,
             )
         with self._lock:
             self._stats.clear()
         return report
 
-    def add(self, paths: Sequence[str | Path], *, progress: bool = False) -> IndexReport:
+    def add(
+        self,
+        paths: Sequence[str | Path],
+        *,
+        progress: bool = False,
+        describe: Describe | None = None,
+    ) -> IndexReport:
         """Index (or re-index) the given files, which must lie inside the root folder."""
         records: list[FileRecord] = []
         gone: list[str] = []
@@ -215,6 +238,7 @@ class SearchEngine:
                 batch_size=self.batch_size,
                 progress=progress,
                 after_space=self._after_space,
+                describe=describe,
             )
         with self._lock:
             self._stats.clear()

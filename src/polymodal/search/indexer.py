@@ -19,12 +19,15 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from polymodal.atomic import atomic_write_bytes
+from polymodal.errors import InputError
 from polymodal.modality import Modality
 from polymodal.search.files import FileRecord, WalkCounts, walk
-from polymodal.search.space import Space
+from polymodal.search.space import Space, read_text_file
 from polymodal.search.store import REPORT_FILE, SearchStore, SpaceMeta, make_rows
 
 DEFAULT_BATCH = 64
+TEXT_SNIPPET = 2000  # characters of a text file kept in the text column
+Describe = Callable[[Path, Modality], "str | None"]
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,8 @@ class _Tally:
     removed: set[str] = field(default_factory=set)
     seen: set[str] = field(default_factory=set)
     skipped: dict[str, str] = field(default_factory=dict)
+    describe: Describe | None = None
+    texts: dict[str, str | None] = field(default_factory=dict)  # a video lives in two spaces
 
 
 def index_folder(
@@ -86,12 +91,17 @@ def index_folder(
     batch_size: int = DEFAULT_BATCH,
     progress: bool = True,
     after_space: Callable[[Space], None] | None = None,
+    describe: Describe | None = None,
 ) -> IndexReport:
-    """Index every searchable file under ``store.root``, incrementally."""
+    """Index every searchable file under ``store.root``, incrementally.
+
+    ``describe(path, modality)`` may return a caption, transcript or OCR text for a file; it
+    fills the ``text`` column (text files get their own first characters when it returns None).
+    """
     t0 = time.perf_counter()
     counts = WalkCounts()
     records = list(walk(store.root, counts))
-    report = _run(store, spaces, records, None, batch_size, progress, after_space)
+    report = _run(store, spaces, records, None, batch_size, progress, after_space, describe)
     for rel, reason in counts.unreadable:
         report.skipped.append(Skipped(rel, reason))
     report.hidden, report.links, report.other = counts.hidden, counts.links, counts.other
@@ -109,10 +119,13 @@ def index_paths(
     batch_size: int = DEFAULT_BATCH,
     progress: bool = False,
     after_space: Callable[[Space], None] | None = None,
+    describe: Describe | None = None,
 ) -> IndexReport:
     """Index only ``records`` (and drop the ids in ``gone``); the rest of the store is untouched."""
     t0 = time.perf_counter()
-    report = _run(store, spaces, list(records), set(gone), batch_size, progress, after_space)
+    report = _run(
+        store, spaces, list(records), set(gone), batch_size, progress, after_space, describe
+    )
     report.seconds = time.perf_counter() - t0
     return report
 
@@ -125,8 +138,9 @@ def _run(
     batch_size: int,
     progress: bool,
     after_space: Callable[[Space], None] | None,
+    describe: Describe | None,
 ) -> IndexReport:
-    tally = _Tally()
+    tally = _Tally(describe=describe)
     for space in spaces:
         store.set_space(space.name, SpaceMeta(space.source, space.space_id, space.dim))
         if _index_space(store, space, records, gone, tally, batch_size, progress):
@@ -221,10 +235,32 @@ def _index_batch(
         records = [group[i] for i in kept]
         index = {i: n for n, i in enumerate(out.ok)}
         vectors = out.vectors[[index[i] for i in kept]]
-        store.upsert(space.name, make_rows(space.name, space.dim, records, shas, vectors))
+        for r in records:
+            if r.id not in tally.texts:
+                tally.texts[r.id] = _text_of(store.root / r.rel_path, r.modality, tally.describe)
+        texts = [tally.texts[r.id] for r in records]
+        rows = make_rows(space.name, space.dim, records, shas, vectors, texts)
+        store.upsert(space.name, rows)
         for r, sha in zip(records, shas, strict=True):
             old = state.get(r.id)
             if old is None:
                 tally.added.add(r.id)
             elif old[3] != sha:
                 tally.updated.add(r.id)
+
+
+def _text_of(path: Path, modality: Modality, describe: Describe | None) -> str | None:
+    """The text column of a file: what ``describe`` says, else a text file's start."""
+    if describe is not None:
+        try:
+            text = describe(path, modality)
+        except Exception:  # a describer failing on one file must not stop indexing
+            text = None
+        if text:
+            return text
+    if modality == Modality.TEXT:
+        try:
+            return read_text_file(path)[:TEXT_SNIPPET]
+        except InputError:
+            return None
+    return None
