@@ -11,7 +11,7 @@ from PIL import Image
 
 from polymodal.align.heads import ProjectionHead
 from polymodal.align.model import Alignment, Side
-from polymodal.describe.captions.bank import CaptionBank, alignment_fingerprint
+from polymodal.describe.captions.bank import CaptionBank, alignment_fingerprint, caption_hubness
 from polymodal.describe.captions.retrieval import RetrievalCaptioner
 from polymodal.errors import ConfigError, InputError
 from polymodal.modality import Modality
@@ -105,3 +105,25 @@ def test_captions_of_files_are_bank_texts(tmp_path: Path) -> None:
     with pytest.raises(InputError) as err:
         captioner.caption([paths[0], bad])
     assert err.value.path == str(bad) and err.value.row == 1
+
+
+def test_hubness_is_the_mean_of_the_k_nearest_images() -> None:
+    captions = np.array([[1.0, 0.0], [0.0, 1.0]])
+    images = np.array([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]])
+    assert caption_hubness(captions, images, k=2).tolist() == pytest.approx([0.8, 0.9])
+    assert caption_hubness(captions, images, k=10).tolist() == pytest.approx([1.6 / 3, 1.8 / 3])
+
+
+def test_hubness_penalty_moves_retrieval_off_a_hub(tmp_path: Path) -> None:
+    alignment = identity_alignment()
+    hubness = np.array([0.0, 0.0, 0.0, 0.5])  # the bird is near every image
+    bank = CaptionBank(TEXTS, VECTORS, alignment=alignment_fingerprint(alignment), hubness=hubness)
+    bank.save(tmp_path / "bank")
+    loaded = CaptionBank.load(tmp_path / "bank")
+    assert loaded.hubness is not None and loaded.hubness.tolist() == [0.0, 0.0, 0.0, 0.5]
+    z = unit([0.7, 0, 0, 0.72])[None]
+    assert RetrievalCaptioner(loaded, alignment, combine="top").caption_vectors(z) == ["a red car"]
+    plain = RetrievalCaptioner(loaded, alignment, combine="top", hub_weight=0.0)
+    assert plain.caption_vectors(z) == ["a blue bird"]
+    with pytest.raises(ValueError, match="hubness"):
+        CaptionBank(TEXTS, VECTORS, alignment="x", hubness=np.zeros(3))

@@ -1,5 +1,9 @@
 """Retrieval captions: the bank captions nearest to an image in the aligned image-text space.
 
+Similarity is the cosine less ``hub_weight`` times the caption's hubness when the bank records
+it (see :mod:`~polymodal.describe.captions.bank`): without it a few short captions are the
+nearest to most images.
+
 ``combine="top"`` returns the single nearest caption. ``combine="consensus"`` looks at the ``k``
 nearest and returns the one the others agree with most (Devlin et al. 2015, "Exploring nearest
 neighbor approaches for image captioning"): caption j scores sum_i w_i cos(t_i, t_j), with w a
@@ -37,7 +41,8 @@ class RetrievalCaptioner:
         *,
         encoder: Encoder | None = None,
         combine: Combine = "consensus",
-        k: int = 10,
+        k: int = 20,
+        hub_weight: float = 1.0,
         name: str = "retrieval",
     ) -> None:
         if combine not in ("top", "consensus"):
@@ -52,11 +57,17 @@ class RetrievalCaptioner:
         self.k = k
         self._encoder = encoder
         self._vectors = bank.vectors.astype(np.float32)
+        self._penalty = (
+            np.zeros(len(bank), np.float32)
+            if bank.hubness is None
+            else hub_weight * bank.hubness.astype(np.float32)
+        )
+        hubs = "" if bank.hubness is None else f", hubness x {hub_weight:g}"
         self.info = CaptionerInfo(
             name=name,
             kind="retrieval",
             source=f"caption bank of {len(bank)} captions, alignment {bank.alignment}",
-            description=f"nearest bank captions ({combine}, k={k})",
+            description=f"nearest bank captions ({combine}, k={k}{hubs})",
         )
 
     @property
@@ -70,9 +81,13 @@ class RetrievalCaptioner:
         pooled, _ = image_features(self.encoder, paths)
         return self.alignment.embed(self.side, pooled)
 
+    def similarity(self, z: np.ndarray) -> np.ndarray:
+        """(N, bank size): cosine similarity less the hubness penalty."""
+        return np.asarray(z, dtype=np.float32) @ self._vectors.T - self._penalty
+
     def nearest(self, z: np.ndarray, k: int = 5) -> list[list[tuple[str, float]]]:
-        """The ``k`` nearest captions of each aligned image vector, with cosine similarity."""
-        sims = np.asarray(z, dtype=np.float32) @ self._vectors.T
+        """The ``k`` nearest captions of each aligned image vector, with their similarity."""
+        sims = self.similarity(z)
         top = _top_k(sims, k)
         return [
             [(self.bank.texts[j], float(s[j])) for j in row]
@@ -81,7 +96,7 @@ class RetrievalCaptioner:
 
     def caption_vectors(self, z: np.ndarray) -> list[str]:
         """Captions of aligned image vectors (what :meth:`caption` does after embedding)."""
-        sims = np.asarray(z, dtype=np.float32) @ self._vectors.T
+        sims = self.similarity(z)
         if self.combine == "top" or self.k == 1:
             return [self.bank.texts[int(i)] for i in np.argmax(sims, axis=1)]
         out = []
