@@ -18,8 +18,8 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from polymodal.describe.description import Description, FrameDescription, Segment
-from polymodal.errors import ConfigError, InputError, PolymodalError
+from polymodal.describe.description import Description, FrameDescription
+from polymodal.errors import ConfigError, InputError
 from polymodal.modality import EXTENSIONS, Modality, modality_of_path
 
 if TYPE_CHECKING:
@@ -99,7 +99,7 @@ class Describer:
                     out = self.describe(path)
                 except ConfigError:
                     raise
-                except (PolymodalError, Exception) as err:  # a library failing on odd input
+                except Exception as err:  # a library failing on odd input: that file's outcome
                     out = Description(
                         str(path),
                         str(file_modality(str(path)) or "unknown"),
@@ -330,4 +330,4 @@ def _build_captioner(spec: str | Captioner) -> tuple[Captioner | None, str | Non
     return build_captioner(spec), None
 
 
-__all__ = ["Describer", "Segment", "default_describer", "describe_values", "file_modality"]
+__all__ = ["Describer", "default_describer", "describe_values", "file_modality"]
