@@ -41,6 +41,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 READABLE = {"longsleeve": "long sleeve top", "outwear": "outerwear"}
+MASS_NOUNS = {"outerwear", "pants", "shoes", "shorts"}  # no article
 WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 SEED = 0
 
@@ -52,7 +53,10 @@ def shared_clothing() -> Path:
 
 
 def query_text(cls: str) -> str:
+    """The class name as a person would type it: "a dress", "a hat", "pants", "outerwear"."""
     name = READABLE.get(cls, cls)
+    if name in MASS_NOUNS:
+        return name
     return f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
 
 
@@ -309,6 +313,74 @@ def composed_example(engine: Any, weight: float) -> dict[str, Any]:
     }
 
 
+def markdown(r: dict[str, Any]) -> str:
+    """The results as the tables of BENCHMARKS.md's Search section."""
+    out = []
+    idx = [("test split (372 photos), empty embedding cache", "index_test_cold")]
+    idx += [("test split again, nothing changed", "index_test_again")]
+    if "index_full_user_cache" in r:
+        idx += [
+            ("all of clothing (3,781 photos + README), warm user cache", "index_full_user_cache")
+        ]
+    out += ["| indexing run | files | wall s (process) | indexing s | files/s | peak RSS MiB |"]
+    out += ["|---|---|---|---|---|---|"]
+    for name, key in idx:
+        x = r[key]
+        out += [
+            f"| {name} | {x['files']} | {x['seconds_wall']} | {x['seconds_indexing']} | "
+            f"{x['files_per_s']} | {x['peak_rss_mib']} |"
+        ]
+    choice = r["choice_on_train"]
+    out += ["", f"Space chosen on train ({choice['photos']} photos):", ""]
+    out += ["| space | text P@10 (10 queries) | photo P@10 (300 queries) |", "|---|---|---|"]
+    for name, p in choice["photo_mean_p@10"].items():
+        t = choice["text_mean_p@10"].get(name)
+        out += [f"| {name} | {'—' if t is None else f'{t:.2f}'} | {p:.3f} |"]
+    for key, title in (("text_test", "test split, 372 photos"), ("text_full", "all 3,781 photos")):
+        if key not in r:
+            continue
+        t = r[key]
+        classes = list(t["queries"])
+        out += [
+            "",
+            f"Text queries, precision@10 ({title}; median latency {t['latency_ms_median']} ms):",
+        ]
+        out += [
+            "",
+            "| space | " + " | ".join(f'"{t["queries"][c]}"' for c in classes) + " | mean |",
+        ]
+        out += ["|---" * (len(classes) + 2) + "|"]
+        for name, row in t["per_class"].items():
+            cells = " | ".join(f"{row[c]:.1f}" for c in classes)
+            out += [f"| {name} | {cells} | **{t['mean'][name]:.2f}** |"]
+    ph = r["photo_test"]
+    out += [
+        "",
+        f"Photo queries ({ph['queries']} test photos; "
+        f"median latency {ph['latency_ms_median']} ms):",
+    ]
+    out += ["", "| vectors | same-class precision@10 |", "|---|---|"]
+    for name, p in ph["views"].items():
+        out += [f"| {name} | {p:.3f} |"]
+    c = r["composed"]
+    out += ["", f"Composed queries, test split ({c['test_queries']} queries per task):", ""]
+    out += ["| query | refine P@10 | change P@10 |", "|---|---|---|"]
+    for name, x in c["test"].items():
+        out += [f"| {name} | {x['refine']:.3f} | {x['change']:.3f} |"]
+    out += ["", "Text weight on train (refine / change P@10):", ""]
+    out += ["| w | " + " | ".join(str(w) for w in c["train_by_weight"]) + " |"]
+    out += ["|---" * (len(c["train_by_weight"]) + 1) + "|"]
+    for task in ("refine", "change"):
+        vals = " | ".join(f"{x[task]:.2f}" for x in c["train_by_weight"].values())
+        out += [f"| {task} | {vals} |"]
+    ex = r["composed_example"]
+    out += ["", f"Example: {ex['query']}", ""]
+    out += ["| rank | composed result (cosine) | photo alone (cosine) |", "|---|---|---|"]
+    for i, (a, b) in enumerate(zip(ex["results"], ex["photo_only"], strict=False), 1):
+        out += [f"| {i} | {a[0]} ({a[1]}) | {b[0]} ({b[1]}) |"]
+    return "\n".join(out)
+
+
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
@@ -356,6 +428,7 @@ def main(argv: list[str] | None = None) -> int:
         results["composed"] = composed(engine, args.data / "train", args.queries)
         results["composed_example"] = composed_example(engine, results["composed"]["chosen_weight"])
     print(json.dumps(results, indent=2, default=str))
+    print(markdown(results))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=2, default=str) + "\n")

@@ -292,8 +292,8 @@ class SearchEngine:
     ) -> list[Hit]:
         """The ``k`` best items for a text, a photo, a sound, or a file and a text together."""
         query = make_query(text=text, image=image, audio=audio, weight=weight)
-        if not 1 <= int(k) <= 1000:
-            raise InputError(f"k must be between 1 and 1000, got {k}")
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 1000:
+            raise InputError(f"k must be a whole number between 1 and 1000, got {k!r}")
         modalities = _modalities(modality)
         where = _where(folder, after, before)
         candidates: list[tuple[float, Hit]] = []
@@ -302,7 +302,7 @@ class SearchEngine:
             space = self._checked_space(name)
             vector = query_vector(space, query)
             for group in self._groups(name, modalities):
-                hits = self._nearest(name, group, vector, int(k), where)
+                hits = self._nearest(name, group, vector, k, where)
                 if not hits:
                     continue
                 groups += 1
@@ -315,7 +315,7 @@ class SearchEngine:
             if hit.id not in best or key > best[hit.id][0]:
                 best[hit.id] = (key, hit)
         ranked = sorted(best.values(), key=lambda kh: (-kh[0], kh[1].path))
-        return [h for _, h in ranked[: int(k)]]
+        return [h for _, h in ranked[:k]]
 
     def _query_spaces(self, query: Query) -> list[str]:
         names = [n for n in self._space_names() if self.store.count(n) > 0]

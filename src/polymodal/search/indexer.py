@@ -30,7 +30,7 @@ TEXT_SNIPPET = 2000  # characters of a text file kept in the text column
 Describe = Callable[[Path, Modality], "str | None"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, order=True)
 class Skipped:
     """A file that could not be indexed, and why."""
 
@@ -78,8 +78,7 @@ class _Tally:
     added: set[str] = field(default_factory=set)
     updated: set[str] = field(default_factory=set)
     removed: set[str] = field(default_factory=set)
-    seen: set[str] = field(default_factory=set)
-    skipped: dict[str, str] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)  # id -> reason
     describe: Describe | None = None
     texts: dict[str, str | None] = field(default_factory=dict)  # a video lives in two spaces
 
@@ -153,10 +152,9 @@ def _run(
     report.removed = len(tally.removed)
     ok = {r.id for r in records} - set(tally.skipped)
     report.unchanged = len(ok - tally.added - tally.updated)
-    report.skipped = [Skipped(p, r) for p, r in sorted(tally.skipped.items())]
-    report.per_space = {s.name: store.count(s.name) for s in spaces}
     by_id = {r.id: r.rel_path for r in records}
-    report.skipped = [Skipped(by_id.get(s.path, s.path), s.reason) for s in report.skipped]
+    report.skipped = sorted(Skipped(by_id[i], reason) for i, reason in tally.skipped.items())
+    report.per_space = {s.name: store.count(s.name) for s in spaces}
     return report
 
 
