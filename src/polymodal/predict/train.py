@@ -23,8 +23,10 @@ from tqdm.auto import tqdm
 from polymodal.predict.features import FeatureTensors
 from polymodal.predict.metrics import (
     PRIMARY_METRIC,
+    accuracy,
     classification_metrics,
     is_better,
+    mae,
     regression_metrics,
 )
 from polymodal.predict.network import Network, PredictorNetwork
@@ -96,7 +98,7 @@ def train_network(
     slot_group = {slot: g for g, slots in groups.items() for slot in slots if slot in network.specs}
     best_key: tuple[float, float] | None = None
     best_state = copy.deepcopy(network.state_dict())
-    best_epoch, best_metrics = 0, {}
+    best_epoch = 0
     name = PRIMARY_METRIC[target.problem][0]
     history: list[dict[str, float]] = []
     bar = tqdm(range(1, epochs + 1), desc=desc, unit="epoch", disable=not progress, leave=False)
@@ -109,21 +111,24 @@ def train_network(
         )  # fmt: skip
         outputs = network_outputs(network, val)
         val_loss = float(_loss(torch.from_numpy(outputs), val.y, target, weight))
-        metrics = score_outputs(target, val.y.numpy(), outputs)
-        key = (metrics[name], val_loss)
+        # Only the metric that decides, each epoch (AUROC over many classes would cost more
+        # than the epoch); every metric once, at the best epoch, below.
+        score = primary_score(target, val.y.numpy(), outputs)
+        key = (score, val_loss)
         history.append(
-            {"epoch": epoch, "lr": lr_now, "train_loss": total, "val_loss": val_loss, **metrics}
+            {"epoch": epoch, "lr": lr_now, "train_loss": total, "val_loss": val_loss, name: score}
         )
         scheduler.step(val_loss)
         if best_key is None or improves(key, best_key, target.problem):
-            best_key, best_epoch, best_metrics = key, epoch, metrics
+            best_key, best_epoch = key, epoch
             best_state = copy.deepcopy(network.state_dict())
-        bar.set_postfix({name: f"{metrics[name]:.4g}", "best": best_epoch})
+        bar.set_postfix({name: f"{score:.4g}", "best": best_epoch})
         if epoch - best_epoch >= patience:
             break
     bar.close()
     network.load_state_dict(best_state)
     network.eval()
+    best_metrics = score_outputs(target, val.y.numpy(), network_outputs(network, val))
     seconds = time.perf_counter() - start
     val_loss = best_key[1] if best_key is not None else float("nan")
     return TrainResult(name, best_epoch, epoch, best_metrics, val_loss, seconds, history)
@@ -251,6 +256,16 @@ def score_outputs(target: Target, y: np.ndarray, outputs: np.ndarray) -> dict[st
         return classification_metrics(y, softmax(outputs))
     truth = target.decode_regression(y)
     return regression_metrics(truth, target.decode_regression(outputs[:, 0]))
+
+
+def primary_score(target: Target, y: np.ndarray, outputs: np.ndarray) -> float:
+    """The metric that picks epochs and candidates (as :func:`score_outputs` computes it)."""
+    name = PRIMARY_METRIC[target.problem][0]
+    if name == "accuracy":
+        return accuracy(y, outputs.argmax(axis=1))
+    if name == "mae":
+        return mae(target.decode_regression(y), target.decode_regression(outputs[:, 0]))
+    return score_outputs(target, y, outputs)[name]
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
