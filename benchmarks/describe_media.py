@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -47,9 +48,9 @@ def speak(text: str, out: Path, *, voice: str = "en-us", speed: int = 160) -> Pa
 
 def speech_samples(text: str, work: Path, **kwargs: object) -> np.ndarray:
     """``text`` said by espeak-ng as float32 samples at 16 kHz."""
-    path = speak(text, work / "speech.wav", **kwargs)  # type: ignore[arg-type]
-    audio, _ = sf.read(path, dtype="float32")
-    path.unlink()
+    with tempfile.TemporaryDirectory(dir=work) as tmp:
+        path = speak(text, Path(tmp) / "speech.wav", **kwargs)  # type: ignore[arg-type]
+        audio, _ = sf.read(path, dtype="float32")
     return audio
 
 

@@ -45,8 +45,8 @@ def test_unreadable_audio_is_an_input_error(tmp_path: Path) -> None:
 @pytest.mark.real_weights
 def test_espeak_sentence_is_transcribed_with_times(speech_wav: Path) -> None:
     t = Transcriber().transcribe(speech_wav)
-    # Recorded: "The quick round-fark jump over the lazy dog." (greedy tiny.en on espeak-ng)
-    assert word_error_rate("The quick brown fox jumps over the lazy dog.", t.text) <= 0.34
+    # Recorded: "The quick round fox jump over the lazy dog." (tiny.en, beam 5, espeak-ng)
+    assert word_error_rate("The quick brown fox jumps over the lazy dog.", t.text) <= 0.23
     assert "lazy dog" in t.text
     assert len(t.segments) == 1
     seg = t.segments[0]

@@ -46,7 +46,9 @@ class Transcriber:
     """Speech to text with segment timestamps, for files of any length.
 
     ``model``: a faster-whisper ``WhisperModel`` (default: the shipped tiny.en, shared in the
-    process). ``beam_size`` 1 is greedy decoding, about twice as fast as 5 on CPU.
+    process). ``beam_size``: 5 (faster-whisper's default) measured a little better than greedy
+    (1) on espeak-ng sentences and FSDD digits at about the same time (BENCHMARKS.md): the
+    30 s encoder pass, not the decoding, is most of the cost.
     ``vad``: skip what Silero VAD hears as non-speech (silence then gives no segments at all,
     where Whisper alone tends to invent a "Thank you.").
     """
@@ -56,7 +58,7 @@ class Transcriber:
         model: WhisperModel | None = None,
         *,
         window_seconds: float = 120.0,
-        beam_size: int = 1,
+        beam_size: int = 5,
         vad: bool = True,
         min_silence_ms: int = 500,
     ) -> None:
