@@ -250,3 +250,13 @@ def test_text_column_holds_descriptions_and_text_file_content(
     assert texts["notes.txt"] == "a red summer dress with flowers"
     assert texts["sounds/low.wav"] is None
     assert eng.item(item_id("red/r0.png")).text == "caption of r0.png"
+
+
+def test_damaged_table_files_are_a_clear_error(engine: SearchEngine) -> None:
+    for data in (engine.store.folder / "image_text.lance" / "data").iterdir():
+        data.write_bytes(b"garbage")
+    reopened = SearchEngine.open(engine.store.folder)
+    with pytest.raises(ConfigError, match="damaged"):
+        reopened.search(text="a dress")
+    with pytest.raises(ConfigError, match="damaged"):
+        reopened.index(progress=False)

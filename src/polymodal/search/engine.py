@@ -11,13 +11,14 @@ much closer to a text query than any photo does. ``Hit.score`` is always the cos
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -36,6 +37,7 @@ from polymodal.search.space import DEFAULT_SPACES, Space, load_space
 from polymodal.search.store import SearchStore, sql_str
 
 ANN_THRESHOLD = 50_000
+T = TypeVar("T")
 _SAMPLE = 1024  # vectors per group used to calibrate scores across groups
 _SD_FLOOR = 0.02
 _PRIOR = 20  # pseudo-items of the whole space's statistics added to each group's
@@ -76,6 +78,17 @@ class Hit:
         out = dict(self.__dict__)
         out["mtime"] = self.mtime.isoformat()
         return out
+
+
+def _guarded(method: Callable[..., T]) -> Callable[..., T]:
+    """Run a public method with the store's damaged-files guard."""
+
+    @functools.wraps(method)
+    def wrapper(self: SearchEngine, *args: Any, **kwargs: Any) -> T:
+        with self.store.guard():
+            return method(self, *args, **kwargs)
+
+    return wrapper
 
 
 class SearchEngine:
@@ -169,6 +182,7 @@ class SearchEngine:
         return names
 
     # ------------------------------------------------------------------ indexing
+    @_guarded
     def index(
         self,
         root: str | Path | None = None,
@@ -198,6 +212,7 @@ class SearchEngine:
             self._stats.clear()
         return report
 
+    @_guarded
     def add(
         self,
         paths: Sequence[str | Path],
@@ -277,6 +292,7 @@ class SearchEngine:
         return self.store.folder / "ann" / space
 
     # ------------------------------------------------------------------ search
+    @_guarded
     def search(
         self,
         *,
@@ -422,6 +438,7 @@ class SearchEngine:
             return self._stats[key]
 
     # ------------------------------------------------------------------ items
+    @_guarded
     def item(self, item_id: str) -> Item:
         """The indexed file ``item_id``; InputError when there is none."""
         for name in self._space_names():
@@ -439,6 +456,7 @@ class SearchEngine:
                 )
         raise InputError(f"no item {item_id!r} in this index")
 
+    @_guarded
     def path_of(self, item_id: str) -> Path:
         """The absolute path of an item's file, checked to lie inside the root folder."""
         item = self.item(item_id)
@@ -449,6 +467,7 @@ class SearchEngine:
             raise InputError(f"item {item_id}: its file is gone ({item.path})")
         return path
 
+    @_guarded
     def __len__(self) -> int:
         ids: set[str] = set()
         for name in self._space_names():

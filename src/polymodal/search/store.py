@@ -13,7 +13,7 @@ import contextlib
 import json
 import re
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -169,6 +169,19 @@ class SearchStore:
             self._db = lancedb.connect(str(self.folder), read_consistency_interval=_REFRESH)
         except Exception as err:  # lancedb raises several unrelated types on a damaged folder
             raise ConfigError(f"search store {self.folder} is damaged: {err}") from None
+
+    @contextlib.contextmanager
+    def guard(self) -> Iterator[None]:
+        """Turn LanceDB's errors on damaged table files into one clear ConfigError."""
+        try:
+            yield
+        except (RuntimeError, OSError, ValueError) as err:
+            if "lance" not in str(err).lower():
+                raise
+            first = str(err).strip().splitlines()[0][:300]
+            raise ConfigError(
+                f"search store {self.folder} is damaged ({first}); delete it and index again"
+            ) from None
 
     # ------------------------------------------------------------------ tables
     def table(self, space: str, *, create: bool = False) -> Any:
