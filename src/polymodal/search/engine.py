@@ -369,7 +369,7 @@ class SearchEngine:
         if table is None:
             return []
         clause = f"modality = {sql_str(group)}" + (f" AND {where}" if where else "")
-        hits = self._nearest_ann(space, table, vector, k, clause)
+        hits = self._nearest_ann(space, table, vector, k, group, where)
         if hits is not None:
             return hits
         rows = (
@@ -383,25 +383,31 @@ class SearchEngine:
         return [_hit(r, 1.0 - float(r["_distance"]), space) for r in rows]
 
     def _nearest_ann(
-        self, space: str, table: Any, vector: np.ndarray, k: int, clause: str
+        self, space: str, table: Any, vector: np.ndarray, k: int, group: str, where: str
     ) -> list[Hit] | None:
+        """The ANN index's answer; None when there is none (small or stale): search exactly.
+
+        The index picks the group itself; other filters are applied to 20x the candidates, and
+        when too few survive the search is exact.
+        """
         ann = _ann_module()
         if ann is None or self.store.count(space) < self.ann_threshold:
             return None
-        found = ann.nearest(table, self._ann_folder(space), vector, k * 20)
+        want = k * 20 if where else k
+        found = ann.nearest(table, self._ann_folder(space), vector, want, group=group)
         if not found:
             return None
         scores = dict(found)
         ids = ", ".join(sql_str(i) for i in scores)
         rows = (
             table.search()
-            .where(f"id IN ({ids}) AND {clause}")
+            .where(f"id IN ({ids})" + (f" AND {where}" if where else ""))
             .select(_HIT_COLUMNS)
             .limit(len(scores))
             .to_list()
         )
-        if len(rows) < k and len(found) >= k * 20:
-            return None  # the filter kept too few: search exactly
+        if where and len(rows) < k and len(found) >= want:
+            return None  # the filters kept too few: search exactly
         hits = [_hit(r, float(scores[r["id"]]), space) for r in rows]
         return sorted(hits, key=lambda h: -h.score)[:k]
 

@@ -26,6 +26,7 @@ from polymodal.search.space import Space, read_text_file
 from polymodal.search.store import REPORT_FILE, SearchStore, SpaceMeta, make_rows
 
 DEFAULT_BATCH = 64
+COMPACT_EVERY = 100  # batches between compactions of a growing table
 TEXT_SNIPPET = 2000  # characters of a text file kept in the text column
 Describe = Callable[[Path, Modality], "str | None"]
 
@@ -184,6 +185,8 @@ def _index_space(
             batch = todo[start : start + batch_size]
             _index_batch(store, space, batch, state, tally)
             bar.update(len(batch))
+            if (start // batch_size + 1) % COMPACT_EVERY == 0:
+                store.compact(space.name)  # thousands of small fragments slow writes, grow memory
     return bool(todo or gone_here)
 
 
