@@ -240,6 +240,66 @@ def av_digits(
     return out
 
 
+# ------------------------------------------------------------------------------ diagnostics
+def tuxpaint_split(
+    work: Path, cache: EmbeddingCache, seeds: Sequence[int], cs: Sequence[float] = (0.1, 1.0)
+) -> dict[str, dict[str, float]]:
+    """Logistic regression on text + image embeddings on ``fuse_benchmark.py``'s own splits:
+    fitted on train + val (the rows a refit Predictor learns from), scored on test. What a
+    linear model reaches on exactly the rows the fusion tables use, for a few C."""
+    out: dict[str, dict[str, float]] = {}
+    accs: dict[float, list[float]] = {c: [] for c in cs}
+    for seed in seeds:
+        data = build("tuxpaint", work, seed=seed)
+        emb = embed_columns(data, cache, ("image", "text"))
+        x = np.hstack([emb["text"][0], emb["image"][0]])
+        y = data.frame["category"].to_numpy()
+        split = data.frame["split"].to_numpy()
+        fit_rows, test = split != "test", split == "test"
+        scaler = StandardScaler().fit(x[fit_rows])
+        for c in cs:
+            clf = LogisticRegression(C=c, max_iter=2000).fit(
+                scaler.transform(x[fit_rows]), y[fit_rows]
+            )
+            accs[c].append(float((clf.predict(scaler.transform(x[test])) == y[test]).mean()))
+    for c, values in accs.items():
+        out[f"early (concat) logistic C={c} [train+val -> test, seeds {list(seeds)}]"] = {
+            "accuracy": float(np.mean(values)),
+            "accuracy_std": float(np.std(values)),
+        }
+    return out
+
+
+def houses_photo_residual(
+    work: Path, cache: EmbeddingCache, seeds: Sequence[int]
+) -> dict[str, dict[str, float]]:
+    """How much of what the tabular ridge gets wrong the photos can explain: a ridge on the four
+    photo embeddings fitted to the tabular ridge's out-of-fold log-price residual, itself out of
+    fold (5-fold). R2 near 0 means the photos carry no price information the table lacks."""
+    data = build("houses", work)
+    frame, price = data.frame, data.frame["price"].to_numpy(float)
+    rooms = data.groups["image"]
+    emb = embed_columns(data, cache, rooms)
+    photos = np.hstack([emb[r][0] for r in rooms])
+    tab = tabular_features(frame, log_area=True)
+    y = np.log(price)
+    r2s, maes, corrected = [], [], []
+    for seed in seeds:
+        folds = list(KFold(5, shuffle=True, random_state=seed).split(tab))
+        base = oof_predict(ridge(), tab, y, folds)
+        resid = y - base
+        fix = oof_predict(ridge(), photos, resid, folds)
+        r2s.append(1 - np.mean((resid - fix) ** 2) / np.var(resid))
+        maes.append(np.mean(np.abs(np.exp(base) - price)))
+        corrected.append(np.mean(np.abs(np.exp(base + fix) - price)))
+    tag = f" [n={len(y)}, 5-fold x {len(seeds)}]"
+    return {
+        "photos on the tabular ridge's residual: out-of-fold R2" + tag: {"r2": float(np.mean(r2s))},
+        "tabular ridge (log price)" + tag: {"mae": float(np.mean(maes))},
+        "tabular ridge + photo residual correction" + tag: {"mae": float(np.mean(corrected))},
+    }
+
+
 # ------------------------------------------------------------------------------ main
 def markdown(name: str, results: dict[str, dict[str, float]]) -> str:
     metrics = sorted({k for r in results.values() for k in r})
@@ -258,6 +318,8 @@ def markdown(name: str, results: dict[str, dict[str, float]]) -> str:
 def _fmt(metric: str, value: float) -> str:
     if metric == "mae":
         return f"${value / 1000:,.1f}k"
+    if metric == "r2":
+        return f"{value:.3f}"
     return f"{100 * value:.1f}%"
 
 
@@ -269,6 +331,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--dataset", choices=["av_digits", "houses", "tuxpaint", "all"], default="all"
+    )
+    parser.add_argument(
+        "--diagnostics",
+        action="store_true",
+        help="instead: Tux Paint logistic regression on the benchmark splits and the Houses "
+        "photo-residual check (why the fusion goals are out of reach)",
     )
     parser.add_argument("--work", type=Path, default=Path("out/bench"))
     parser.add_argument(
@@ -309,6 +377,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     cache = EmbeddingCache(args.cache or args.work / "cache" / "embeddings.sqlite3")
     names = ["av_digits", "houses", "tuxpaint"] if args.dataset == "all" else [args.dataset]
     report: dict[str, dict[str, dict[str, float]]] = {}
+    if args.diagnostics:
+        for name, fn in (
+            ("tuxpaint split", tuxpaint_split),
+            ("houses photos", houses_photo_residual),
+        ):
+            start = time.perf_counter()
+            report[name] = fn(args.work, cache, args.seeds)
+            print(markdown(name, report[name]) + f"\n\n({time.perf_counter() - start:.0f} s)\n")
+        names = []
     for name in names:
         start = time.perf_counter()
         if name == "houses":

@@ -360,6 +360,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--patience", type=int, default=None, help="Predictor patience")
     p.add_argument("--ensemble", type=int, default=None, help="Predictor ensemble")
     p.add_argument("--batch-size", type=int, default=None, help="Predictor batch_size")
+    p.add_argument(
+        "--modality-dropout", type=float, default=None, help="Predictor modality_dropout"
+    )
     p.add_argument("--no-refit", action="store_true", help="keep the validated run's network")
     p.add_argument("--threads", type=int, default=2, help="torch threads")
     p.add_argument("--progress", action="store_true", help="Predictor progress bars")
@@ -380,6 +383,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         predictor_opts["tokens"] = args.tokens
     if args.weight_decay is not None:
         predictor_opts["weight_decay"] = args.weight_decay
+    if args.modality_dropout is not None:
+        predictor_opts["modality_dropout"] = args.modality_dropout
     if args.batch_size is not None:
         predictor_opts["batch_size"] = args.batch_size
     if args.ensemble is not None:
