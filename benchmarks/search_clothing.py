@@ -6,8 +6,9 @@
 1. Indexing: ``polymodal index`` as a process on the *test* split (372 photos) with an empty
    embedding cache (cold), again with nothing changed, and on all 3,781 photos (train + test)
    through the user's cache; wall time, files per second and the process's peak RSS.
-2. The space is chosen on the *train* split (3,068 photos): the shipped alignment's trained head
-   alone, that head mixed 0.5/0.5 with ConSE (the mix zero-shot classification uses), ConSE alone.
+2. The space is chosen on the *train* split (3,068 photos): the shipped image-text alignment as
+   it embeds (its trained head mixed 0.5/0.5 with ConSE, the mix its zero-shot was tuned with),
+   its trained head alone, and ConSE alone.
 3. Text queries "a dress", "a hat", ... through ``SearchEngine.search``: precision@10 per class,
    on the test-split store and on the full store, with the alternatives scored alongside.
 4. Photo queries: 100 test photos (seed 0), each searching the test-split store; precision@10
@@ -38,6 +39,8 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
+
+from polymodal.modality import Modality
 
 REPO = Path(__file__).resolve().parents[1]
 READABLE = {"longsleeve": "long sleeve top", "outwear": "outerwear"}
@@ -98,8 +101,8 @@ def stored(engine: Any) -> tuple[list[str], np.ndarray]:
     return paths, np.asarray(flat, np.float32).reshape(-1, dim)
 
 
-SHIPPED = "trained head (shipped)"
-MIXED = "trained head + ConSE, 0.5 each"
+SHIPPED = "shipped alignment: trained head + ConSE, 0.5 each"
+TRAINED = "trained head alone"
 CONSE = "ConSE alone"
 RAW = "raw EfficientNet-Lite0 (no alignment)"
 
@@ -107,34 +110,43 @@ RAW = "raw EfficientNet-Lite0 (no alignment)"
 class Views:
     """The same photos under each candidate space: the shipped one and the alternatives.
 
-    The mixed space's vectors are ``[sqrt(.5) trained, sqrt(.5) conse]``, so its halves give
-    the trained head alone (identical to the shipped vectors) and ConSE alone.
+    The shipped image-text alignment mixes its trained head with ConSE (the mix its zero-shot
+    classification was tuned with); ``use_conse = False`` gives the trained head alone. The text
+    side is the same in all three (a locked head on MiniLM).
     """
 
     def __init__(self, space: Any, paths: list[Path]) -> None:
+        from polymodal.align.conse import ConSE
         from polymodal.align.model import embed_values
-        from polymodal.search.space import Space
 
         self.space = space
-        self.mixed = Space(space.name, space.alignment, cache=space.cache, conse_weight=0.5)
-        out = self.mixed.embed_files(paths, space.media)
-        if out.failed:
-            raise SystemExit(f"unreadable photos: {out.failed[:3]}")
-        col, _ = embed_values(
+        alignment = space.alignment
+        mix = alignment.conse_mix(space.media_side) or {}
+        self.conse = ConSE(
+            space.encoder(space.media),
+            space.encoder(Modality.TEXT),
+            templates=tuple(mix.get("conse_templates") or ("{}",)),
+            top_k=mix.get("conse_top_k"),
+            cache=space.cache,
+        )
+        col, report = embed_values(
             space.encoder(space.media), [str(p) for p in paths], cache=space.cache
         )
-        self.gallery = {**self._split(out.vectors), RAW: unit(col.pooled)}
-
-    def _split(self, mixed: np.ndarray) -> dict[str, np.ndarray]:
-        half = mixed.shape[1] // 2
-        return {
-            SHIPPED: unit(mixed[:, :half]),
-            MIXED: mixed,
-            CONSE: unit(mixed[:, half:]),
+        if report.skipped:
+            raise SystemExit(f"unreadable photos: {report.skipped[:3]}")
+        alignment.use_conse = False
+        trained = alignment.embed(space.media_side, col.pooled)
+        alignment.use_conse = True
+        self.gallery = {
+            SHIPPED: alignment.embed(space.media_side, col.pooled),
+            TRAINED: trained,
+            CONSE: self.conse.embed("a", col.pooled),
+            RAW: unit(col.pooled),
         }
 
     def text(self, query: str) -> dict[str, np.ndarray]:
-        return self._split(self.mixed.embed_texts([query]))
+        shared = self.space.embed_texts([query])
+        return {SHIPPED: shared, TRAINED: shared, CONSE: self.conse.encode_values("b", [query])}
 
 
 def unit(x: np.ndarray) -> np.ndarray:
@@ -147,7 +159,7 @@ def precision_at(scores: np.ndarray, labels: np.ndarray, want: str, k: int = 10)
 
 
 def text_precision(views: Views, labels: np.ndarray, classes: list[str]) -> dict[str, dict]:
-    rows: dict[str, dict[str, float]] = {name: {} for name in (SHIPPED, MIXED, CONSE)}
+    rows: dict[str, dict[str, float]] = {name: {} for name in (SHIPPED, TRAINED, CONSE)}
     for cls in classes:
         for name, q in views.text(query_text(cls)).items():
             rows[name][cls] = precision_at(views.gallery[name] @ q[0], labels, cls)

@@ -2,13 +2,9 @@
 
 The image-text space holds images, videos (the mean of their frames' image vectors) and text
 files (text side); the audio-text space holds audio files, videos' sound tracks and text files.
-
-``conse_weight`` optionally mixes ConSE into an image space (ImageNet class names in text space,
-no training): each vector is then ``[sqrt(w) * trained, sqrt(1 - w) * conse]``, both halves
-unit, so a dot product is ``w * trained cosine + (1 - w) * conse cosine``. The shipped image-text
-alignment records that mix for zero-shot classification, but search does not use it by default:
-on the clothing *train* split the trained head alone retrieved better (text queries P@10 0.68 vs
-0.66, photo queries 0.71 vs 0.69; ``benchmarks/search_clothing.py``), at half the width.
+Vectors are what the alignment's ``embed`` gives: the shipped image-text alignment mixes its
+trained head 0.5/0.5 with ConSE itself, which on clothing *train* retrieved far better by text
+than the trained head alone (P@10 0.67 vs 0.44; ``benchmarks/search_clothing.py``).
 """
 
 from __future__ import annotations
@@ -19,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -54,7 +50,6 @@ class Space:
         *,
         source: str = "default",
         cache: EmbeddingCache | None = None,
-        conse_weight: float | None = None,
     ) -> None:
         self.name = name
         self.alignment = alignment
@@ -70,12 +65,7 @@ class Space:
                 "a search space pairs text with image or audio"
             )
         self.media: Modality = media_modality
-        if conse_weight is not None and not (0.0 < conse_weight < 1.0 and self.media == "image"):
-            raise ConfigError("conse_weight must be between 0 and 1, for an image space only")
-        self.conse_weight = conse_weight
-        self._conse_args = dict(alignment.record.get("combine_with_conse") or {})
         self._encoders: dict[Modality, Encoder] = {}
-        self._conse: Any = None
 
     # ------------------------------------------------------------------ identity
     @property
@@ -85,18 +75,17 @@ class Space:
 
     @property
     def dim(self) -> int:
-        return self.alignment.dim * (2 if self.conse_weight is not None else 1)
+        return self.alignment.dim
 
     @cached_property
     def space_id(self) -> str:
-        """Changes whenever the vectors would: heads, encoders, or the ConSE mix."""
+        """Changes whenever the vectors would: heads, encoders, or the recorded ConSE mix."""
         h = hashlib.sha256()
         h.update(json.dumps(self.alignment.config(), sort_keys=True, default=str).encode())
         for name, tensor in sorted(self.alignment.heads.state_dict().items()):
             h.update(name.encode())
             h.update(tensor.detach().cpu().numpy().tobytes())
-        if self.conse_weight is not None:
-            h.update(f"conse={self.conse_weight}:{sorted(self._conse_args.items())}".encode())
+        h.update(f"conse={self.alignment.conse_mix(self.media_side)}".encode())
         return h.hexdigest()[:16]
 
     # ------------------------------------------------------------------ encoders
@@ -167,27 +156,7 @@ class Space:
         side = self.text_side if modality == Modality.TEXT else self.media_side
         if pooled.shape[0] == 0:
             return np.zeros((0, self.dim), np.float32)
-        trained = self.alignment.embed(side, pooled)
-        if self.conse_weight is None:
-            return trained.astype(np.float32)
-        w = self.conse_weight
-        conse = self._conse_space().embed("b" if modality == Modality.TEXT else "a", pooled)
-        return np.concatenate([np.sqrt(w) * trained, np.sqrt(1 - w) * conse], axis=1).astype(
-            np.float32
-        )
-
-    def _conse_space(self) -> Any:
-        if self._conse is None:
-            from polymodal.align.conse import ConSE
-
-            self._conse = ConSE(
-                self.encoder(Modality.IMAGE),
-                self.encoder(Modality.TEXT),
-                templates=tuple(self._conse_args.get("conse_templates", ["{}"])),
-                top_k=self._conse_args.get("conse_top_k", 5),
-                cache=self.cache,
-            )
-        return self._conse
+        return self.alignment.embed(side, pooled).astype(np.float32)
 
 
 def read_text_file(path: Path) -> str:
@@ -206,11 +175,7 @@ def read_text_file(path: Path) -> str:
 
 
 def load_space(
-    name: str,
-    alignment: str | Path | None,
-    *,
-    cache: EmbeddingCache | None = None,
-    conse_weight: float | None = None,
+    name: str, alignment: str | Path | None, *, cache: EmbeddingCache | None = None
 ) -> Space:
     """A space from a shipped alignment (``None`` or ``"default"``) or a saved alignment folder."""
     from polymodal.align.default import KINDS, load_default
@@ -219,11 +184,6 @@ def load_space(
     if alignment is None or str(alignment) == "default":
         if name not in KINDS:
             raise ConfigError(f"no shipped alignment for space {name!r}: give its folder")
-        space = Space(
-            name, load_default(name), source="default", cache=cache, conse_weight=conse_weight
-        )
-        return space
+        return Space(name, load_default(name), source="default", cache=cache)
     folder = Path(alignment).expanduser().resolve()
-    return Space(
-        name, Alignment.load(folder), source=str(folder), cache=cache, conse_weight=conse_weight
-    )
+    return Space(name, Alignment.load(folder), source=str(folder), cache=cache)
