@@ -1,8 +1,8 @@
 """Candidates to train and the leaderboard that compares them.
 
 ``fusion="auto"`` trains each modality group alone (early fusion over that group's slots), then
-early, late and hybrid fusion over every slot, and keeps the best on validation. A single fusion
-kind is the same machinery with one candidate, so both paths report alike.
+early, late, hybrid and linear fusion over every slot, and keeps the best on validation. A single
+fusion kind is the same machinery with one candidate, so both paths report alike.
 """
 
 from __future__ import annotations

@@ -60,9 +60,10 @@ TOKEN_MODES = ("pooled", "sequence")
 class Predictor:
     """Predict ``label`` from every other column of a table: text, images, audio, numbers.
 
-    ``fusion``: "early", "late", "hybrid", or "auto" (each modality alone and every fusion,
-    the best on validation kept). ``problem``: "binary", "multiclass" or "regression", inferred
-    from the label when None. ``columns`` forces a column's modality; ``exclude`` leaves columns
+    ``fusion``: "early", "late", "hybrid", "linear" (early fusion without a hidden layer, for
+    small tables), or "auto" (each modality alone and every fusion, the best on validation
+    kept). ``problem``: "binary", "multiclass" or "regression", inferred from the label when
+    None. ``columns`` forces a column's modality; ``exclude`` leaves columns
     out; ``encoders`` maps a modality ("text", "image", "audio", "video") to an encoder name,
     folder or :class:`~polymodal.encoders.base.Encoder`. ``tokens="sequence"`` gives hybrid
     fusion every encoder token state (pooled down to ``max_tokens``) instead of one pooled
