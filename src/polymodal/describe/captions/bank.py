@@ -36,8 +36,11 @@ VECTORS_FILE = "vectors.safetensors"
 
 
 def alignment_fingerprint(alignment: Alignment) -> str:
-    """A short hash of an alignment's head weights and its text encoder."""
+    """A short hash of an alignment's head weights, its text encoder and its recorded ConSE mix
+    (the mix moves the image vectors, so the captions' hubness with them)."""
     h = hashlib.sha256(alignment.sides[alignment.side_of(Modality.TEXT)].cache_id.encode())
+    mix = alignment.record.get("combine_with_conse")
+    h.update(json.dumps(mix, sort_keys=True).encode())
     for name, tensor in sorted(alignment.heads.state_dict().items()):
         h.update(name.encode())
         h.update(tensor.detach().float().contiguous().numpy().tobytes())
