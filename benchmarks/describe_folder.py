@@ -35,7 +35,7 @@ def build_folder(root: Path) -> dict[str, str]:
     """Write the 100 files; returns file name -> what kind it is (for the report)."""
     kinds: dict[str, str] = {}
     shared = Path(os.environ.get("POLYMODAL_SHARED", REPO.parent / "shared" / "data"))
-    photos = sorted((shared / "clothing" / "test").rglob("*.jpg"))[::37][:20]
+    photos = sorted((shared / "clothing" / "test").rglob("*.jpg"))[::15][:20]
     stamps = media.stamp_images(30)
     for i, p in enumerate(photos):
         shutil.copy(p, root / f"photo{i:02d}.jpg")
@@ -60,10 +60,10 @@ def build_folder(root: Path) -> dict[str, str]:
     for i in range(3):
         media.silence(root / f"silence{i}.wav", 3.0 + i)
         kinds[f"silence{i}.wav"] = "audio: silence"
-    for i in range(8):
+    for i in range(10):
         frames = [media.on_white(stamps[(3 * i + k) % len(stamps)]) for k in range(3)]
         name = f"clip{i}.mp4"
-        if i < 6:
+        if i < 8:
             audio = media.speak(lines[20 + i], root / f".a{i}.wav")
             media.slideshow(frames, root / name, seconds_each=2.0, audio=audio)
             audio.unlink()

@@ -8,7 +8,13 @@ import pytest
 
 from benchmarks import describe_media as media
 from benchmarks.describe_wer import word_error_rate
-from polymodal.describe.transcribe import SAMPLE_RATE, Transcriber, _with_last, quiet_cut
+from polymodal.describe.transcribe import (
+    SAMPLE_RATE,
+    Transcriber,
+    _with_last,
+    join_regions,
+    quiet_cut,
+)
 from polymodal.errors import InputError
 
 
@@ -23,6 +29,15 @@ def test_quiet_cut_lands_in_the_pause() -> None:
 def test_quiet_cut_keeps_short_audio_whole() -> None:
     audio = np.ones(15 * SAMPLE_RATE, np.float32)
     assert quiet_cut(audio) == len(audio)
+
+
+def test_join_regions_bridges_short_pauses_only() -> None:
+    sr = SAMPLE_RATE
+    regions = [(0, 2 * sr), (3 * sr, 5 * sr), (60 * sr, 62 * sr)]
+    assert join_regions(regions) == [(0, 5 * sr), (60 * sr, 62 * sr)]
+    # Never more than one Whisper window's worth together.
+    long = [(0, 20 * sr), (21 * sr, 35 * sr)]
+    assert join_regions(long) == long
 
 
 def test_with_last_marks_only_the_final_item() -> None:
@@ -82,3 +97,13 @@ def test_ten_minutes_stream_in_bounded_memory_with_file_times(work: Path) -> Non
     for want, got, seg in zip(starts, found, t.segments, strict=True):
         assert abs(got - want) < 1.0
         assert "hello" in seg.text.lower()
+
+
+@pytest.mark.real_weights
+def test_speech_apart_in_one_window_keeps_its_own_times(work: Path) -> None:
+    speech = media.speech_samples("Hello world.", work)
+    path = work / "two.wav"
+    starts = media.long_recording(path, speech, minutes=1.5, every_s=50)  # 0, 50 s
+    t = Transcriber().transcribe(path)  # one 120 s window holds both
+    assert [round(s.start) for s in t.segments] == [round(x) for x in starts]
+    assert all(s.end - s.start < 3.0 for s in t.segments)

@@ -1,9 +1,13 @@
 """Transcripts with timestamps: Whisper tiny.en (faster-whisper) on the stretches that Silero VAD
 (faster-whisper's bundled ONNX model) marks as speech.
 
-Audio is streamed: the file is decoded in windows of ``window_seconds``, each cut at its quietest
-moment near the end (so that no word is split between windows) and the rest carried into the
-next one. Memory therefore stays bounded by about two windows, however long the recording.
+Silero VAD finds the stretches of speech first; each (nearby ones joined) is transcribed on
+its own, which keeps every segment's times on its speech.
+
+Audio is streamed: the file is decoded in windows of ``window_seconds``, each cut at its
+quietest moment near the end (so that no word is split between windows) and the rest carried
+into the next one. Memory therefore stays bounded by about two windows, however long the
+recording.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ if TYPE_CHECKING:
 SAMPLE_RATE = 16_000
 CUT_SEARCH_S = 10.0  # a window is cut at the quietest point of its last ten seconds
 _CUT_FRAME = 1_600  # 100 ms frames for finding that point
+JOIN_GAP_S = 2.0  # speech stretches closer than this are transcribed together...
+JOIN_MAX_S = 28.0  # ...while they fit in one Whisper window
 
 
 @dataclass
@@ -99,24 +105,62 @@ class Transcriber:
         return out
 
     def transcribe_audio(self, audio: np.ndarray, *, offset: float = 0.0) -> list[Segment]:
-        """Segments of 16 kHz mono ``audio``; times are shifted by ``offset`` seconds."""
+        """Segments of 16 kHz mono ``audio``; times are shifted by ``offset`` seconds.
+
+        With ``vad``, each stretch of speech (nearby ones joined, up to ``JOIN_MAX_S``) is
+        transcribed on its own, so a segment never spans a long silence and its times stay
+        those of the speech it holds.
+        """
         if len(audio) < SAMPLE_RATE // 10:  # under 100 ms: nothing to say
             return []
+        audio = np.ascontiguousarray(audio, dtype=np.float32)
+        if not self.vad:
+            return self._decode(audio, offset)
+        out = []
+        for start, end in join_regions(speech_regions(audio, self.min_silence_ms)):
+            out.extend(self._decode(audio[start:end], offset + start / SAMPLE_RATE))
+        return out
+
+    def _decode(self, audio: np.ndarray, offset: float) -> list[Segment]:
         segments, _ = self.model.transcribe(
-            np.ascontiguousarray(audio, dtype=np.float32),
+            audio,
             language="en",
             beam_size=self.beam_size,
-            vad_filter=self.vad,
-            vad_parameters={"min_silence_duration_ms": self.min_silence_ms},
-            # Each window stands alone: conditioning on earlier text lets one error repeat.
+            vad_filter=False,  # done above, per stretch of speech
+            # Each piece stands alone: conditioning on earlier text lets one error repeat.
             condition_on_previous_text=False,
         )
+        limit = offset + len(audio) / SAMPLE_RATE
         out = []
         for s in segments:
             text = s.text.strip()
             if text:
-                out.append(Segment(round(offset + s.start, 2), round(offset + s.end, 2), text))
+                start, end = offset + s.start, min(offset + s.end, limit)
+                out.append(Segment(round(start, 2), round(end, 2), text))
         return out
+
+
+def speech_regions(audio: np.ndarray, min_silence_ms: int = 500) -> list[tuple[int, int]]:
+    """(start, end) sample indices of speech, by Silero VAD (faster-whisper's ONNX copy)."""
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+    found = get_speech_timestamps(audio, VadOptions(min_silence_duration_ms=min_silence_ms))
+    return [(int(c["start"]), int(c["end"])) for c in found]
+
+
+def join_regions(
+    regions: list[tuple[int, int]], *, gap_s: float = JOIN_GAP_S, longest_s: float = JOIN_MAX_S
+) -> list[tuple[int, int]]:
+    """Join regions less than ``gap_s`` apart while the result stays under ``longest_s``:
+    fewer Whisper passes (each costs a 30 s encoder window) without bridging real pauses."""
+    out: list[tuple[int, int]] = []
+    for start, end in regions:
+        near = bool(out) and start - out[-1][1] <= gap_s * SAMPLE_RATE
+        if near and end - out[-1][0] <= longest_s * SAMPLE_RATE:
+            out[-1] = (out[-1][0], end)
+        else:
+            out.append((start, end))
+    return out
 
 
 def quiet_cut(audio: np.ndarray, *, search_s: float = CUT_SEARCH_S) -> int:
