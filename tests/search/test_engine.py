@@ -114,6 +114,8 @@ def test_photo_and_sound_queries_search_their_own_space(shared_engine: SearchEng
     assert {h.space for h in by_sound} == {"audio-text"}
     sounds = shared_engine.search(audio=root / "sounds" / "low.wav", k=50, modality="audio")
     assert sounds[0].path == "sounds/low.wav"
+    spoken = shared_engine.search(audio=root / "sounds" / "low.wav", text="a hum", k=50)
+    assert {h.space for h in spoken} == {"audio-text"} and len(spoken) == 3
 
 
 def test_composed_query_moves_from_photo_to_text_with_the_weight(
