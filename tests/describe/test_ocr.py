@@ -60,3 +60,18 @@ def test_tesseract_reads_rendered_lines(sign_png: Path) -> None:
     img = media.text_image(["OPEN DAILY", "Fresh bread"], size=36, width=480)
     assert OcrEngine("tesseract").read(img).text == "OPEN DAILY\nFresh bread"
     assert OcrEngine("tesseract").read(media.text_image([], width=200)).empty
+
+
+@pytest.mark.real_weights
+def test_rapidocr_reads_again_a_long_thin_line_it_first_returned_empty() -> None:
+    font = media.FONTS / "liberation" / "LiberationSans-Regular.ttf"
+    if not font.is_file():
+        pytest.skip("Liberation fonts not installed")
+    lines = [
+        "Bread, sliced, and shared by everyone.",
+        "Gimel stands for gants or all. If the dreidel lands on gimel, take everything in the "
+        "middle.",
+    ]
+    # Recorded: RapidOCR's batched recogniser gives '' (score 0) for the second line here.
+    found = OcrEngine().read(media.text_image(lines, font=font, size=12, width=1043)).text
+    assert "Gimel stands for gants" in found

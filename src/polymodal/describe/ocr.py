@@ -22,6 +22,8 @@ ENGINES = ("rapidocr", "tesseract")
 TESSERACT = "/usr/bin/tesseract"
 # Two boxes sit on one line when their vertical overlap is at least this share of the shorter.
 _SAME_LINE_OVERLAP = 0.5
+_REREAD_HEIGHT = 48  # a line read again is enlarged to about the recogniser's input height
+_LINE_ASPECT = 8  # boxes this many times wider than tall are lines of text worth reading again
 _SPACE_WIDTH = 0.55  # a gap wider than this share of a character is a space
 
 
@@ -89,20 +91,55 @@ class OcrEngine:
 
                 self._rapid = RapidOCR()
             # RapidOCR keeps per-call state in its sub-models; one call at a time.
-            found, _ = self._rapid(image.convert("RGB"), return_word_box=True)
+            # text_score=0: empty pieces must reach us to be read again; min_score filters.
+            found, _ = self._rapid(image.convert("RGB"), return_word_box=True, text_score=0.0)
         boxes = []
         for points, text, score, *chars in found or []:
             pts = np.asarray(points, dtype=np.float32)
-            if float(score) < self.min_score or not str(text).strip():
-                continue
-            if self.respace and len(chars) >= 2 and " " not in str(text).strip():
-                # A piece with spaces already was split by the recogniser: trust it.
-                text = respace(str(text), chars[1], chars[0])
             box = (float(pts[:, 0].min()), float(pts[:, 1].min()))
             box += (float(pts[:, 0].max()), float(pts[:, 1].max()))
-            boxes.append(OcrBox(str(text).strip(), float(score), box))
+            text, score = str(text).strip(), float(score)
+            if (not text or score < self.min_score) and _line_like(box):
+                # Long thin lines sometimes come back empty or garbled from the batched
+                # recogniser; read alone and enlarged, they are read (a 466 x 14 px line of the
+                # OCR benchmark came back as '').
+                text, score = self._reread(image, box)
+            elif self.respace and len(chars) >= 2 and " " not in text:
+                # A piece with spaces already was split by the recogniser: trust it.
+                text = respace(text, chars[1], chars[0])
+            if score >= self.min_score and text:
+                boxes.append(OcrBox(text, score, box))
         ordered = reading_order(boxes)
         return OcrResult("\n".join(" ".join(b.text for b in line) for line in ordered), boxes)
+
+    def _reread(
+        self, image: Image.Image, box: tuple[float, float, float, float]
+    ) -> tuple[str, float]:
+        with self._lock:
+            found, _ = self._rapid(_crop(image, box).convert("RGB"), use_det=False, use_cls=False)
+        if not found:
+            return "", 0.0
+        text, score = found[0][0], found[0][1]
+        return str(text).strip(), float(score)
+
+
+def _line_like(box: tuple[float, float, float, float]) -> bool:
+    return box[2] - box[0] >= _LINE_ASPECT * max(1.0, box[3] - box[1])
+
+
+def _crop(image: Image.Image, box: tuple[float, float, float, float]) -> Image.Image:
+    left, top, right, bottom = box
+    pad = max(2.0, 0.15 * (bottom - top))
+    crop = image.crop(
+        (
+            int(max(0, left - pad)),
+            int(max(0, top - pad)),
+            int(min(image.width, right + pad)),
+            int(min(image.height, bottom + pad)),
+        )
+    )
+    scale = max(1, round(_REREAD_HEIGHT / max(1, crop.height)))
+    return crop.resize((crop.width * scale, crop.height * scale), Image.Resampling.BICUBIC)
 
 
 def respace(text: str, chars: Sequence[str], char_boxes: Sequence[Any]) -> str:
