@@ -9,7 +9,10 @@ import typer
 
 from polymodal.cli.options import parse_encoders, parse_modalities
 
-FUSION_HELP = "early, late, hybrid, or auto (each modality alone and every fusion; best kept)."
+FUSION_HELP = (
+    "early, late, hybrid, linear (early without a hidden layer, for small tables), or auto "
+    "(each modality alone and every fusion; the best on validation kept)."
+)
 
 
 def fit(
@@ -26,7 +29,7 @@ def fit(
     encoder: list[str] | None = typer.Option(None, help="MODALITY=NAME_OR_FOLDER."),
     tokens: str = typer.Option("pooled", help="pooled, or sequence (hybrid reads token states)."),
     epochs: int = typer.Option(200, min=1),
-    patience: int = typer.Option(10, min=1, help="Stop after this many epochs without a new best."),
+    patience: int = typer.Option(30, min=1, help="Stop after this many epochs without a new best."),
     batch_size: int = typer.Option(
         256, min=1, help="Rows per step; large batches are fast on CPU."
     ),
@@ -35,6 +38,14 @@ def fit(
     fine_tune_blocks: int = typer.Option(
         0, min=0, help="Fine-tune the last K encoder blocks (slow on CPU; small data only)."
     ),
+    refit: bool = typer.Option(
+        True, help="Retrain the chosen model on training + validation rows at the end."
+    ),
+    ensemble: int = typer.Option(1, min=1, help="Average this many refits (seeds)."),
+    describe: bool = typer.Option(
+        False, help="Add each image/audio/video column's caption, OCR text or transcript as text."
+    ),
+    video_sound: bool = typer.Option(True, help="Give a video's audio track its own column."),
     base: Path | None = typer.Option(None, help="Folder that relative paths start from."),
     cache_dir: Path | None = typer.Option(None, help="Embedding cache folder."),
     quiet: bool = typer.Option(False, "-q", help="No progress bars."),
@@ -58,6 +69,10 @@ def fit(
         hidden=hidden,
         seed=seed,
         fine_tune_blocks=fine_tune_blocks,
+        refit=refit,
+        ensemble=ensemble,
+        describe=describe,
+        video_sound=video_sound,
         cache_dir=str(cache_dir) if cache_dir else None,
         progress=not quiet,
     )

@@ -28,6 +28,7 @@ from polymodal.errors import ConfigError, SkippedRow
 from polymodal.fusion.base import SlotSpec
 from polymodal.modality import Modality
 from polymodal.predict.auto import FUSION_KINDS, candidates
+from polymodal.predict.derived import Derived, add_derived, extend_schema, plan
 from polymodal.predict.encoder_choice import encoder_entry, rebuild_encoder, resolve_encoders
 from polymodal.predict.features import FeatureSet, slot_groups
 from polymodal.predict.fitting import select_network
@@ -73,6 +74,9 @@ class Predictor:
     ``refit``: once validation has chosen the candidate and its number of epochs, train it again
     on the training and validation rows together (see :mod:`polymodal.predict.fitting`);
     ``ensemble=k`` keeps k such refits from consecutive seeds and averages them.
+    ``video_sound``: a video column's audio track becomes an audio column of its own beside the
+    frames. ``describe``: True (every image/audio/video column) or column names: add each one's
+    caption, text in the image or transcript as a text column (see :mod:`.derived`).
     """
 
     def __init__(
@@ -104,6 +108,8 @@ class Predictor:
         class_weight: str | None = "balanced",
         refit: bool = True,
         ensemble: int = 1,
+        video_sound: bool = True,
+        describe: bool | Sequence[str] = False,
     ) -> None:
         self.label = label
         self.fusion = fusion
@@ -131,6 +137,8 @@ class Predictor:
         self.class_weight = class_weight
         self.refit = refit
         self.ensemble = ensemble
+        self.video_sound = video_sound
+        self.describe = describe
 
     # ------------------------------------------------------------------------- parameters
     _PARAMS = (
@@ -138,7 +146,7 @@ class Predictor:
         *("epochs", "patience", "lr", "batch_size", "modality_dropout", "seed", "val_fraction"),
         *("fine_tune_blocks", "cache_dir", "progress", "tokens", "max_tokens", "dropout"),
         *("weight_decay", "log_target", "class_weight", "refit"),
-        "ensemble",
+        *("ensemble", "video_sound", "describe"),
     )
 
     def get_params(self) -> dict[str, Any]:
@@ -146,6 +154,8 @@ class Predictor:
         params = {name: getattr(self, name) for name in self._PARAMS}
         params["columns"] = dict(self.columns or {})
         params["exclude"] = list(self.exclude)
+        if not isinstance(self.describe, bool):
+            params["describe"] = list(self.describe)
         params["encoders"] = {
             str(m): (e.info.name if isinstance(e, Encoder) else str(e))
             for m, e in (self.encoders or {}).items()
@@ -204,6 +214,10 @@ class Predictor:
             overrides=dict(self.columns or {}),
             exclude=[self.label, *self.exclude],
         )
+        self.derived_ = plan(schema, video_sound=self.video_sound, describe=self.describe)
+        if self.derived_:
+            frame = add_derived(frame, self.derived_, data_base, progress=self.progress)
+            schema = extend_schema(schema, self.derived_)
         self.notes_: list[str] = list(prepared.notes)
         self.notes_ += [
             f"column {n!r} not used: {r}" for n, r in schema.excluded if r != "excluded"
@@ -379,6 +393,8 @@ class Predictor:
         *,
         rows: np.ndarray | None = None,
     ) -> FeatureSet:
+        used = {n: d for n, d in self.derived_.items() if n in self.slot_columns_.values()}
+        frame = add_derived(frame, used, base, progress=self.progress)
         needed = [*self.slot_columns_.values()]
         if self.tabular_ is not None and self.tabular_slot_ is not None:
             needed += [*self.tabular_.numeric, *self.tabular_.categorical]
@@ -554,6 +570,7 @@ class Predictor:
             "schema": self.schema_.to_dict(),
             "slots": [{**asdict(s), "modality": str(s.modality)} for s in self.slots_],
             "slot_columns": self.slot_columns_,
+            "derived": {name: d.to_dict() for name, d in self.derived_.items()},
             "tabular_slot": self.tabular_slot_,
             "fusion": self.fusion_,
             "candidate": self.candidate_,
@@ -581,6 +598,9 @@ class Predictor:
             SlotSpec(**{**s, "modality": Modality(s["modality"])}) for s in config["slots"]
         ]
         model.slot_columns_ = dict(config["slot_columns"])
+        model.derived_ = {
+            name: Derived.from_dict(d) for name, d in config.get("derived", {}).items()
+        }
         model.tabular_slot_ = config["tabular_slot"]
         model.fusion_ = config["fusion"]
         model.candidate_ = config["candidate"]
