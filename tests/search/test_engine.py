@@ -254,6 +254,26 @@ def test_text_column_holds_descriptions_and_text_file_content(
     assert eng.item(item_id("red/r0.png")).text == "caption of r0.png"
 
 
+def test_words_in_descriptions_are_found_by_full_text_search(
+    collection: Path, tmp_path: Path, tiny_alignments: dict[str, str]
+) -> None:
+    def describe(path: Path, modality) -> str | None:
+        return "a zebra crossing at night" if path.name == "r2.png" else f"a picture {path.stem}"
+
+    eng = SearchEngine.open(
+        tmp_path / "db", create=True, root=collection, alignments=tiny_alignments
+    )
+    eng.index(progress=False, describe=describe)
+    # Random tiny alignments rank by chance; the word match must lift the described photo.
+    for k in (1, 5):
+        assert eng.search(text="zebras", k=k)[0].path == "red/r2.png"  # stemmed match
+    assert eng.search(text="zebra", modality="audio", k=5)[0].modality == "audio"
+    # A file added later is found by its words too (before any index rebuild catches up).
+    (collection / "red" / "late.png").write_bytes((collection / "red" / "r0.png").read_bytes())
+    eng.add([collection / "red" / "late.png"], describe=lambda p, m: "an okapi in the rain")
+    assert eng.search(text="okapi", k=3)[0].path == "red/late.png"
+
+
 def test_damaged_table_files_are_a_clear_error(engine: SearchEngine) -> None:
     for data in (engine.store.folder / "image_text.lance" / "data").iterdir():
         data.write_bytes(b"garbage")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
 
 from polymodal.cli.options import parse_assignments
+from polymodal.modality import Modality
 
 ALIGNMENT_HELP = (
     "SPACE=FOLDER: use your own alignment (from `polymodal align`) for a space "
@@ -22,6 +24,11 @@ def index(
     batch_size: int = typer.Option(64, min=1, help="Files embedded and written per commit."),
     cache_dir: Path | None = typer.Option(
         None, help="Embedding cache folder (default ~/.cache/polymodal)."
+    ),
+    describe: bool = typer.Option(
+        False,
+        help="Store each new or changed file's caption, text in the image or transcript, "
+        "for full-text matching beside vector search (seconds per file).",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     quiet: bool = typer.Option(False, "-q", help="No progress bars."),
@@ -42,7 +49,7 @@ def index(
         cache=EmbeddingCache(cache_dir / "embeddings.sqlite3") if cache_dir else None,
         batch_size=batch_size,
     )
-    report = engine.index(progress=not quiet)
+    report = engine.index(progress=not quiet, describe=_describer() if describe else None)
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2))
         return
@@ -52,3 +59,10 @@ def index(
     if len(report.skipped) > 10:
         typer.echo(f"  ... and {len(report.skipped) - 10} more")
     typer.echo(f"report: {engine.store.folder / REPORT_FILE}")
+
+
+def _describer() -> Callable[[Path, Modality], str | None]:
+    """The default describer as the search indexer's ``describe(path, modality)`` hook."""
+    from polymodal.describe import describe_values
+
+    return lambda path, modality: describe_values([str(path)], modality)[0]

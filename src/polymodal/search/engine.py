@@ -208,6 +208,7 @@ class SearchEngine:
                 after_space=self._after_space,
                 describe=describe,
             )
+            self._refresh_text_indexes(report)
         with self._lock:
             self._stats.clear()
         return report
@@ -255,12 +256,19 @@ class SearchEngine:
                 after_space=self._after_space,
                 describe=describe,
             )
+            self._refresh_text_indexes(report)
         with self._lock:
             self._stats.clear()
         from polymodal.search.indexer import Skipped
 
         report.skipped += [Skipped(p, r) for p, r in problems]
         return report
+
+    def _refresh_text_indexes(self, report: IndexReport) -> None:
+        if report.added + report.updated + report.removed == 0:
+            return
+        for name in self._space_names():
+            self.store.refresh_text_index(name)
 
     def _relative(self, path: str | Path) -> str:
         p = Path(path).expanduser()
@@ -314,11 +322,16 @@ class SearchEngine:
         where = _where(folder, after, before)
         candidates: list[tuple[float, Hit]] = []
         groups = 0
+        # A text query's vector ranking is fused with full-text matches of its words: look
+        # deeper so a text match also has its vector rank to add. (With a photo or sound the
+        # words only steer the vector: "this dress, but in blue" is not a caption to match.)
+        hybrid = query.file is None
+        depth = max(k, _HYBRID_DEPTH) if hybrid else k
         for name in self._query_spaces(query):
             space = self._checked_space(name)
             vector = query_vector(space, query)
             for group in self._groups(name, modalities):
-                hits = self._nearest(name, group, vector, k, where)
+                hits = self._nearest(name, group, vector, depth, where)
                 if not hits:
                     continue
                 groups += 1
@@ -330,8 +343,42 @@ class SearchEngine:
         for key, hit in candidates:
             if hit.id not in best or key > best[hit.id][0]:
                 best[hit.id] = (key, hit)
-        ranked = sorted(best.values(), key=lambda kh: (-kh[0], kh[1].path))
-        return [h for _, h in ranked[:k]]
+        ranked = [h for _, h in sorted(best.values(), key=lambda kh: (-kh[0], kh[1].path))]
+        if hybrid:
+            ranked = self._with_text_matches(ranked, query, depth, modalities, where)
+        return ranked[:k]
+
+    def _with_text_matches(
+        self,
+        ranked: list[Hit],
+        query: Query,
+        depth: int,
+        modalities: set[str] | None,
+        where: str,
+    ) -> list[Hit]:
+        """Hybrid search: merge the vector ranking with full-text matches of the query's words
+        in the stored captions, transcripts and OCR text, by reciprocal rank fusion (Cormack et
+        al. 2009), which needs no common scale between cosine and BM25 scores."""
+        kinds = ", ".join(sql_str(m) for m in sorted(modalities or ()))
+        allowed = f"modality IN ({kinds})" if modalities is not None else ""
+        clause = " AND ".join(c for c in (allowed, where) if c)
+        matched: list[Hit] = []
+        for name in self._query_spaces(query):
+            space = self._checked_space(name)
+            vector = query_vector(space, query)
+            for row in self.store.text_search(name, str(query.text), depth, clause or None):
+                v = np.asarray(row["vector"], dtype=np.float32)
+                matched.append(_hit(row, float(v @ vector), name))
+        if not matched:
+            return ranked
+        matched.sort(key=lambda h: -h.score)
+        fused: dict[str, float] = {}
+        first: dict[str, Hit] = {}
+        for ranking in (ranked, matched):
+            for rank, hit in enumerate(ranking):
+                fused[hit.id] = fused.get(hit.id, 0.0) + 1.0 / (_RRF_K + rank + 1)
+                first.setdefault(hit.id, hit)
+        return sorted(first.values(), key=lambda h: (-fused[h.id], h.path))
 
     def _query_spaces(self, query: Query) -> list[str]:
         names = [n for n in self._space_names() if self.store.count(n) > 0]
@@ -485,6 +532,8 @@ class SearchEngine:
 
 
 _HIT_COLUMNS = ["id", "path", "modality", "space", "size", "mtime", "text"]
+_RRF_K = 60  # reciprocal rank fusion's constant, as in the paper
+_HYBRID_DEPTH = 50  # candidates per ranking fused in hybrid search
 
 
 def _hit(row: Mapping[str, Any], score: float, space: str) -> Hit:

@@ -269,6 +269,32 @@ class SearchStore:
         where = f"id IN ({', '.join(sql_str(i) for i in ids)})"
         return table.search().where(where).select(cols).limit(len(ids)).to_list()
 
+    def refresh_text_index(self, space: str) -> None:
+        """(Re)build the full-text index over the ``text`` column (captions, transcripts, OCR,
+        text files). Rows written after it are still found, by a flat scan, until the next."""
+        table = self.table(space)
+        if table is None or table.count_rows("text IS NOT NULL") == 0:
+            return
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # create_fts_index is marked deprecated in 0.25+
+            table.create_fts_index("text", replace=True)
+
+    def text_search(
+        self, space: str, text: str, k: int, where: str | None
+    ) -> list[dict[str, Any]]:
+        """Rows whose ``text`` matches ``text`` (BM25), best first, with their vectors."""
+        table = self.table(space)
+        if table is None or not self._has_text_index(table):
+            return []
+        query = table.search(text, query_type="fts")
+        if where:
+            query = query.where(where, prefilter=True)
+        return query.select([*META_COLUMNS, "vector", "_score"]).limit(k).to_list()
+
+    @staticmethod
+    def _has_text_index(table: Any) -> bool:
+        return any(list(ix.columns) == ["text"] for ix in table.list_indices())
+
     def compact(self, space: str) -> None:
         """Merge the small per-batch fragments and drop old versions (keeps search fast)."""
         table = self.table(space)
