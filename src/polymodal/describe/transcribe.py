@@ -53,8 +53,7 @@ class Transcriber:
 
     ``model``: a faster-whisper ``WhisperModel`` (default: the shipped tiny.en, shared in the
     process). ``beam_size``: 5 (faster-whisper's default) measured a little better than greedy
-    (1) on espeak-ng sentences and FSDD digits at about the same time (BENCHMARKS.md): the
-    30 s encoder pass, not the decoding, is most of the cost.
+    (1) on espeak-ng sentences and FSDD digits (BENCHMARKS.md); greedy is up to ~2x faster.
     ``vad``: skip what Silero VAD hears as non-speech (silence then gives no segments at all,
     where Whisper alone tends to invent a "Thank you.").
     """
