@@ -164,12 +164,18 @@ def retrieval_rows() -> list[tuple[str, str, str, str]]:
     rows = []
     for kind in ("image-text", "audio-text"):
         frame, a, b = held_out_pairs(kind)
-        m = retrieval(load_default(kind), a, b, frame["text"])
-        media = kind.split("-")[0]
-        for way, name in (("a_to_b", f"{media} -> text"), ("b_to_a", f"text -> {media}")):
-            r = m[way]
-            rows.append((f"{kind} ({m['n']} held-out pairs)", name, str(r["R@1"]), str(r["R@5"])))
-            rows[-1] += (str(r["R@10"]),)
+        alignment = load_default(kind)
+        variants = [("", alignment)]
+        if alignment.conse_mix(kind.split("-")[0]) is not None:
+            variants = [(", shipped (with ConSE mix)", alignment), (", trained head alone", None)]
+        for label, _ in variants:
+            alignment.use_conse = label != ", trained head alone"
+            m = retrieval(alignment, a, b, frame["text"])
+            media = kind.split("-")[0]
+            for way, name in (("a_to_b", f"{media} -> text"), ("b_to_a", f"text -> {media}")):
+                r = m[way]
+                where = f"{kind}{label} ({m['n']} held-out pairs)"
+                rows.append((where, name, str(r["R@1"]), str(r["R@5"]), str(r["R@10"])))
     return rows
 
 
