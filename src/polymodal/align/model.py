@@ -21,6 +21,7 @@ from torch import nn
 from polymodal.align.heads import ProjectionHead
 from polymodal.atomic import atomic_output, atomic_write_bytes
 from polymodal.errors import ConfigError, InputError
+from polymodal.formats import read_format_config
 from polymodal.modality import Modality
 
 if TYPE_CHECKING:
@@ -454,22 +455,9 @@ def is_alignment_folder(folder: str | Path) -> bool:
 
 def read_config(root: Path) -> dict[str, Any]:
     """The alignment's config.json, checked for format and version."""
-    path = root / CONFIG_FILE
-    if not path.is_file():
-        raise ConfigError(f"{root} is not a saved alignment: it has no {CONFIG_FILE}")
-    try:
-        config = json.loads(path.read_text("utf-8"))
-    except ValueError as err:
-        raise ConfigError(f"{path}: not valid JSON ({err})") from None
-    if not isinstance(config, dict) or config.get("format") != FORMAT:
-        raise ConfigError(f"{path} does not describe a polymodal alignment")
-    version = int(config.get("format_version", 0))
-    if version > FORMAT_VERSION:
-        raise ConfigError(
-            f"{root} was saved in alignment format {version}, newer than this polymodal reads "
-            f"({FORMAT_VERSION}); upgrade polymodal"
-        )
-    return config
+    return read_format_config(
+        root, CONFIG_FILE, fmt=FORMAT, version=FORMAT_VERSION, what="alignment"
+    )
 
 
 def _load_state(module: nn.Module, state: dict[str, torch.Tensor], root: Path) -> None:

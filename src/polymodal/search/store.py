@@ -279,9 +279,7 @@ class SearchStore:
             warnings.simplefilter("ignore")  # create_fts_index is marked deprecated in 0.25+
             table.create_fts_index("text", replace=True)
 
-    def text_search(
-        self, space: str, text: str, k: int, where: str | None
-    ) -> list[dict[str, Any]]:
+    def text_search(self, space: str, text: str, k: int, where: str | None) -> list[dict[str, Any]]:
         """Rows whose ``text`` matches ``text`` (BM25), best first, with their vectors."""
         table = self.table(space)
         if table is None or not self._has_text_index(table):

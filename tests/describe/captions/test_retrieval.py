@@ -79,7 +79,7 @@ def test_bank_round_trip(tmp_path: Path) -> None:
     assert loaded.texts == TEXTS and loaded.vectors.dtype == np.float16
     assert np.allclose(loaded.vectors, VECTORS, atol=1e-3)
     loaded.check(alignment)
-    with pytest.raises(ConfigError, match="not a caption bank"):
+    with pytest.raises(ConfigError, match="not a saved caption bank"):
         CaptionBank.load(tmp_path)
     (tmp_path / "bank" / "vectors.safetensors").write_bytes(b"broken")
     with pytest.raises(ConfigError, match="cannot read bank vectors"):

@@ -24,6 +24,7 @@ import numpy as np
 
 from polymodal.atomic import atomic_output, atomic_write_bytes
 from polymodal.errors import ConfigError
+from polymodal.formats import read_format_config
 from polymodal.modality import Modality
 
 if TYPE_CHECKING:
@@ -130,17 +131,9 @@ class CaptionBank:
         from safetensors.numpy import load_file
 
         root = Path(folder).expanduser()
-        path = root / CONFIG_FILE
-        if not path.is_file():
-            raise ConfigError(f"{root} is not a caption bank: it has no {CONFIG_FILE}")
-        try:
-            config = json.loads(path.read_text("utf-8"))
-        except ValueError as err:
-            raise ConfigError(f"{path}: not valid JSON ({err})") from None
-        if not isinstance(config, dict) or config.get("format") != FORMAT:
-            raise ConfigError(f"{path} does not describe a polymodal caption bank")
-        if int(config.get("format_version", 0)) > FORMAT_VERSION:
-            raise ConfigError(f"{root}: caption bank format is newer than this polymodal reads")
+        config = read_format_config(
+            root, CONFIG_FILE, fmt=FORMAT, version=FORMAT_VERSION, what="caption bank"
+        )
         try:
             tensors = load_file(str(root / VECTORS_FILE))
             vectors = tensors["vectors"]

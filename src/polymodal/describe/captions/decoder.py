@@ -28,6 +28,7 @@ from polymodal.atomic import atomic_output, atomic_write_bytes
 from polymodal.describe.captions.base import CaptionerInfo, image_features
 from polymodal.describe.captions.text import detokenize, tokens
 from polymodal.errors import ConfigError
+from polymodal.formats import read_format_config
 
 if TYPE_CHECKING:
     from polymodal.encoders.base import Encoder
@@ -256,18 +257,9 @@ def _json_default(value: Any) -> Any:
 
 # ---------------------------------------------------------------------------- loading, captioning
 def read_config(root: Path) -> dict[str, Any]:
-    path = root / CONFIG_FILE
-    if not path.is_file():
-        raise ConfigError(f"{root} is not a caption decoder: it has no {CONFIG_FILE}")
-    try:
-        config = json.loads(path.read_text("utf-8"))
-    except ValueError as err:
-        raise ConfigError(f"{path}: not valid JSON ({err})") from None
-    if not isinstance(config, dict) or config.get("format") != FORMAT:
-        raise ConfigError(f"{path} does not describe a polymodal caption decoder")
-    if int(config.get("format_version", 0)) > FORMAT_VERSION:
-        raise ConfigError(f"{root}: caption decoder format is newer than this polymodal reads")
-    return config
+    return read_format_config(
+        root, CONFIG_FILE, fmt=FORMAT, version=FORMAT_VERSION, what="caption decoder"
+    )
 
 
 def is_decoder_folder(folder: str | Path) -> bool:
