@@ -115,3 +115,23 @@ def test_newer_or_damaged_store_is_one_line(indexed: Path, capsys, monkeypatch) 
     (indexed / META_FILE).write_text("{")
     code, _, err = cli(capsys, monkeypatch, "search", "x", "--db", str(indexed))
     assert code == 2 and "damaged" in err and err.count("\n") == 1
+
+
+@pytest.mark.slow
+@pytest.mark.real_weights
+def test_index_describe_hook_leaves_text_files_to_the_indexer(tmp_path: Path) -> None:
+    from PIL import Image, ImageDraw
+
+    from polymodal.cli.index import _describer
+    from polymodal.modality import Modality
+
+    note = tmp_path / "note.txt"
+    note.write_text("a red summer dress", encoding="utf-8")
+    sign = tmp_path / "sign.png"
+    image = Image.new("RGB", (320, 120), "white")
+    ImageDraw.Draw(image).text((20, 40), "EXIT", fill="black", font_size=48)
+    image.save(sign)
+    describe = _describer()
+    assert describe(note, Modality.TEXT) is None  # the indexer stores the file's own content
+    said = describe(sign, Modality.IMAGE)
+    assert said is not None and "EXIT" in said.upper()

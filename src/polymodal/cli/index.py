@@ -62,7 +62,16 @@ def index(
 
 
 def _describer() -> Callable[[Path, Modality], str | None]:
-    """The default describer as the search indexer's ``describe(path, modality)`` hook."""
+    """The default describer as the search indexer's ``describe(path, modality)`` hook.
+
+    Text files are left to the indexer, which stores their content (``describe_values`` takes
+    text cells as the text itself, and here the cell would be the file's path).
+    """
     from polymodal.describe import describe_values
 
-    return lambda path, modality: describe_values([str(path)], modality)[0]
+    def describe(path: Path, modality: Modality) -> str | None:
+        if Modality(modality) == Modality.TEXT:
+            return None
+        return describe_values([str(path)], modality)[0]
+
+    return describe
