@@ -49,7 +49,10 @@ def load_model(folder: Path) -> torch.nn.Module:
     """The BERT of a local sentence-transformers folder, with no network, in eval mode."""
     from transformers import AutoModel
 
-    model = AutoModel.from_pretrained(folder, local_files_only=True)
+    from polymodal.encoders.hf_common import quiet_transformers
+
+    with quiet_transformers():  # its weight-loading bar would break a CLI's -q
+        model = AutoModel.from_pretrained(folder, local_files_only=True)
     # We pool ourselves; the unused BERT pooler would only hold parameters that get no gradient.
     model.pooler = None
     return model.eval()
