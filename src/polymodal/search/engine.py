@@ -25,6 +25,7 @@ import numpy as np
 from polymodal.errors import ConfigError, InputError
 from polymodal.modality import Modality
 from polymodal.search.files import FileRecord, item_id, modality_of
+from polymodal.search.hybrid import reciprocal_rank_fusion
 from polymodal.search.indexer import (
     DEFAULT_BATCH,
     Describe,
@@ -61,23 +62,11 @@ class Item:
         return out
 
 
-@dataclass(frozen=True)
-class Hit:
+@dataclass(frozen=True, kw_only=True)
+class Hit(Item):
     """A search result: the item and its cosine similarity to the query in ``space``."""
 
-    id: str
-    path: str
-    modality: str
     score: float
-    space: str
-    size: int
-    mtime: datetime
-    text: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        out = dict(self.__dict__)
-        out["mtime"] = self.mtime.isoformat()
-        return out
 
 
 def _guarded(method: Callable[..., T]) -> Callable[..., T]:
@@ -357,8 +346,7 @@ class SearchEngine:
         where: str,
     ) -> list[Hit]:
         """Hybrid search: merge the vector ranking with full-text matches of the query's words
-        in the stored captions, transcripts and OCR text, by reciprocal rank fusion (Cormack et
-        al. 2009), which needs no common scale between cosine and BM25 scores."""
+        in the stored captions, transcripts and OCR text."""
         kinds = ", ".join(sql_str(m) for m in sorted(modalities or ()))
         allowed = f"modality IN ({kinds})" if modalities is not None else ""
         clause = " AND ".join(c for c in (allowed, where) if c)
@@ -372,13 +360,7 @@ class SearchEngine:
         if not matched:
             return ranked
         matched.sort(key=lambda h: -h.score)
-        fused: dict[str, float] = {}
-        first: dict[str, Hit] = {}
-        for ranking in (ranked, matched):
-            for rank, hit in enumerate(ranking):
-                fused[hit.id] = fused.get(hit.id, 0.0) + 1.0 / (_RRF_K + rank + 1)
-                first.setdefault(hit.id, hit)
-        return sorted(first.values(), key=lambda h: (-fused[h.id], h.path))
+        return reciprocal_rank_fusion([ranked, matched])
 
     def _query_spaces(self, query: Query) -> list[str]:
         names = [n for n in self._space_names() if self.store.count(n) > 0]
@@ -497,16 +479,7 @@ class SearchEngine:
         for name in self._space_names():
             rows = self.store.rows(name, [str(item_id)])
             if rows:
-                r = rows[0]
-                return Item(
-                    r["id"],
-                    r["path"],
-                    r["modality"],
-                    r["space"],
-                    int(r["size"]),
-                    _utc(r["mtime"]),
-                    r.get("text"),
-                )
+                return Item(**_item_fields(rows[0], rows[0]["space"]))
         raise InputError(f"no item {item_id!r} in this index")
 
     @_guarded
@@ -532,21 +505,23 @@ class SearchEngine:
 
 
 _HIT_COLUMNS = ["id", "path", "modality", "space", "size", "mtime", "text"]
-_RRF_K = 60  # reciprocal rank fusion's constant, as in the paper
 _HYBRID_DEPTH = 50  # candidates per ranking fused in hybrid search
 
 
+def _item_fields(row: Mapping[str, Any], space: str) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "path": row["path"],
+        "modality": row["modality"],
+        "space": space,
+        "size": int(row["size"]),
+        "mtime": _utc(row["mtime"]),
+        "text": row.get("text"),
+    }
+
+
 def _hit(row: Mapping[str, Any], score: float, space: str) -> Hit:
-    return Hit(
-        row["id"],
-        row["path"],
-        row["modality"],
-        score,
-        space,
-        int(row["size"]),
-        _utc(row["mtime"]),
-        row.get("text"),
-    )
+    return Hit(**_item_fields(row, space), score=score)
 
 
 def _utc(value: datetime) -> datetime:
