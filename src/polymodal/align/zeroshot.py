@@ -9,6 +9,7 @@ folder), a CLIP/CLAP checkpoint folder (both towers already share a space), or C
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from polymodal.align.model import Alignment
     from polymodal.cache.embed import ColumnEmbeddings
     from polymodal.cache.store import EmbeddingCache
+    from polymodal.encoders.base import Encoder
 
 IMAGE_TEMPLATES = (
     "a photo of a {}.",
@@ -145,24 +147,90 @@ class ZeroShotClassifier:
         """Unit vectors of inputs: pooled encoder vectors, a ColumnEmbeddings, or file paths."""
         if isinstance(inputs, np.ndarray) or hasattr(inputs, "pooled"):
             return self.space.embed(self.side, inputs)
-        if isinstance(inputs, str | Path):
-            inputs = [str(inputs)]
-        values = [str(v) for v in inputs]
-        return self.space.encode_values(self.side, values, base=base, cache=self.cache)
+        return self.space.encode_values(self.side, _values(inputs), base=base, cache=self.cache)
 
-    def logits(self, inputs: Any, *, base: Path | None = None) -> np.ndarray:
+    def logits(
+        self, inputs: Any, *, base: Path | None = None, transductive: bool = False
+    ) -> np.ndarray:
+        """(N, n_labels) scaled similarities; ``transductive`` returns refined log-probabilities."""
+        if transductive:
+            return np.log(self.predict_proba(inputs, base=base, transductive=True).clip(1e-30))
         return self.space.scale * (self.embed(inputs, base=base) @ self.weights)
 
-    def predict_proba(self, inputs: Any, *, base: Path | None = None) -> np.ndarray:
-        """(N, n_labels) class probabilities."""
-        logits = self.logits(inputs, base=base)
-        logits -= logits.max(axis=1, keepdims=True)
-        p = np.exp(logits)
-        return p / p.sum(axis=1, keepdims=True)
+    def predict_proba(
+        self, inputs: Any, *, base: Path | None = None, transductive: bool = False
+    ) -> np.ndarray:
+        """(N, n_labels) class probabilities.
 
-    def predict(self, inputs: Any, *, base: Path | None = None) -> list[str]:
+        ``transductive=True`` treats the inputs as one unlabeled batch whose own clusters refine
+        the class prototypes (:mod:`polymodal.align.transductive`); with fewer than
+        ``MIN_PER_LABEL`` inputs per label it warns and classifies each input on its own.
+        """
+        from polymodal.align.transductive import (
+            batch_features,
+            enough_inputs,
+            fallback_reason,
+            softmax,
+            transductive_proba,
+        )
+
+        if not transductive:
+            return softmax(self.logits(inputs, base=base))
+        z, features = self.embed_with_features(inputs, base=base)
+        text_logits = self.space.scale * (z @ self.weights)
+        if not enough_inputs(len(z), len(self.labels)):
+            warnings.warn(fallback_reason(len(z), len(self.labels)), TransductiveFallback, 2)
+            return softmax(text_logits)
+        return transductive_proba(text_logits, batch_features(features))
+
+    def predict(
+        self, inputs: Any, *, base: Path | None = None, transductive: bool = False
+    ) -> list[str]:
         """The most likely label of each input."""
-        return [self.labels[i] for i in np.argmax(self.logits(inputs, base=base), axis=1)]
+        p = self.predict_proba(inputs, base=base, transductive=transductive)
+        return [self.labels[i] for i in np.argmax(p, axis=1)]
+
+    def embed_with_features(
+        self, inputs: Any, *, base: Path | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Unit vectors in the space, and the vectors the batch is clustered in: the encoder's
+        pooled vectors (classes separate best there), or the space's own vectors when the
+        alignment fine-tuned the encoder (cached frozen vectors would not match it)."""
+        if isinstance(inputs, np.ndarray) or hasattr(inputs, "pooled"):
+            pooled = inputs if isinstance(inputs, np.ndarray) else inputs.pooled
+            return self.embed(inputs), np.asarray(pooled, dtype=np.float32)
+        if self.side in getattr(self.space, "tuned", {}):
+            z = self.embed(inputs, base=base)
+            return z, z
+        from polymodal.align.model import embed_values
+        from polymodal.errors import InputError
+
+        col, report = embed_values(
+            media_encoder(self.space, self.side), _values(inputs), base=base, cache=self.cache
+        )
+        if report.skipped:
+            first = report.skipped[0]
+            raise InputError(first.problem, row=first.row, path=first.path)
+        return self.embed(col.pooled), col.pooled
+
+
+class TransductiveFallback(UserWarning):
+    """A transductive prediction fell back to inductive (too few inputs per label)."""
+
+
+def media_encoder(space: Space, side: str) -> Encoder:
+    """The encoder of one side of a space (checked against what it was trained on)."""
+    from polymodal.align.conse import ConSE
+
+    if isinstance(space, ConSE):
+        return space.image_encoder if side == "a" else space.text_encoder
+    return space.sides[side].build_encoder()  # type: ignore[attr-defined]
+
+
+def _values(inputs: Sequence[str] | str | Path) -> list[str]:
+    if isinstance(inputs, str | Path):
+        return [str(inputs)]
+    return [str(v) for v in inputs]
 
 
 def _media_modality(space: Space) -> Modality:

@@ -19,6 +19,10 @@ if TYPE_CHECKING:
 ALIGNMENT_HELP = (
     "'default' (shipped), 'conse', a folder saved by `polymodal align`, or a CLIP folder."
 )
+TRANSDUCTIVE_HELP = (
+    "Let the files, classified together, refine the classes from their own clusters "
+    "(no labels; needs 5 files per label, else each file is classified on its own)."
+)
 
 
 def classify(
@@ -32,6 +36,7 @@ def classify(
         None, help="A CLIP/CLAP checkpoint folder (same as --alignment)."
     ),
     top: int = typer.Option(1, min=1, help="How many labels to print per file."),
+    transductive: bool = typer.Option(False, help=TRANSDUCTIVE_HELP),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
     cache_dir: Path | None = typer.Option(None, help="Embedding cache folder."),
     quiet: bool = typer.Option(False, "-q", help="No progress bars."),
@@ -55,7 +60,7 @@ def classify(
     rows = col.present.nonzero()[0]
     if len(rows) == 0:
         raise typer.Exit(1)
-    probs = probabilities(zs, col, rows, [str(p) for p in paths])
+    probs = probabilities(zs, col, rows, [str(p) for p in paths], transductive=transductive)
     k = min(top, len(names))
     for r, p in zip(rows, probs, strict=True):
         best = p.argsort()[::-1][:k]
@@ -122,10 +127,30 @@ def side_encoder(space: Space, side: str) -> Encoder:
 
 
 def probabilities(
-    zs: ZeroShotClassifier, col: ColumnEmbeddings, rows: np.ndarray, values: list[str]
+    zs: ZeroShotClassifier,
+    col: ColumnEmbeddings,
+    rows: np.ndarray,
+    values: list[str],
+    *,
+    transductive: bool = False,
 ) -> np.ndarray:
     """Class probabilities of the given rows: from cached vectors, or through the fine-tuned
-    encoder when the alignment fine-tuned that side (cached vectors are the frozen encoder's)."""
-    if zs.side in getattr(zs.space, "tuned", {}):
-        return zs.predict_proba([values[r] for r in rows])
-    return zs.predict_proba(col.pooled[rows])
+    encoder when the alignment fine-tuned that side (cached vectors are the frozen encoder's).
+    A transductive run that falls back to inductive says so on stderr."""
+    import warnings
+
+    from polymodal.align.zeroshot import TransductiveFallback
+
+    inputs = [values[r] for r in rows] if zs.side in getattr(zs.space, "tuned", {}) else None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", TransductiveFallback)
+        if inputs is not None:
+            probs = zs.predict_proba(inputs, transductive=transductive)
+        else:
+            probs = zs.predict_proba(col.pooled[rows], transductive=transductive)
+    for w in caught:
+        if issubclass(w.category, TransductiveFallback):
+            typer.echo(str(w.message), err=True)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return probs

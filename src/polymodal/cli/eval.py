@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import typer
 
-from polymodal.cli.classify import ALIGNMENT_HELP
+from polymodal.cli.classify import ALIGNMENT_HELP, TRANSDUCTIVE_HELP
 
 if TYPE_CHECKING:
     from polymodal.align.zeroshot import Space
@@ -30,6 +30,7 @@ def zeroshot(
     template: list[str] | None = typer.Option(None, "--template", "--templates"),
     alignment: str = typer.Option("default", help=ALIGNMENT_HELP),
     clip: Path | None = typer.Option(None, help="A CLIP/CLAP checkpoint folder."),
+    transductive: bool = typer.Option(False, help=TRANSDUCTIVE_HELP.replace("files", "rows")),
     base: Path | None = typer.Option(None, help="Folder that relative paths start from."),
     cache_dir: Path | None = typer.Option(None, help="Embedding cache folder."),
     encoding: str = typer.Option("utf-8", help="Text encoding of a CSV/TSV file."),
@@ -65,11 +66,12 @@ def zeroshot(
     values = [
         str(resolve_path(v, ds.base)) if u else "" for v, u in zip(ds.frame[name], use, strict=True)
     ]
-    probs = probabilities(zs, col, np.flatnonzero(use), values)
+    probs = probabilities(zs, col, np.flatnonzero(use), values, transductive=transductive)
     pred = np.array(names)[probs.argmax(axis=1)]
     actual = truth.to_numpy()[use]
     acc = proportion(int((pred == actual).sum()), len(actual))
-    typer.echo(f"zero-shot accuracy on {len(actual)} rows ({len(names)} classes): {acc}")
+    how = "transductive " if transductive else ""
+    typer.echo(f"{how}zero-shot accuracy on {len(actual)} rows ({len(names)} classes): {acc}")
     typer.echo(f"  chance {1 / len(names):.1%}; templates: {' | '.join(zs.templates)}")
     for cls in names:
         mask = actual == cls
