@@ -20,7 +20,7 @@ setup: $(STAMP)
 # espeak-ng speaks test sentences; ffmpeg builds test videos; chromium runs the search page's browser
 # test; tesseract is the second OCR engine; Tux Paint stamps, emoji and the word list are real
 # captioned images and words for captioning and alignment tests.
-DEBIAN_DEPS := espeak-ng ffmpeg sox chromium tesseract-ocr tesseract-ocr-eng \
+DEBIAN_DEPS := espeak-ng ffmpeg sox chromium tesseract-ocr tesseract-ocr-eng wordnet-base \
 	tuxpaint-stamps-default fonts-noto-color-emoji unicode-data wamerican librsvg2-bin
 
 system-deps:

@@ -91,7 +91,8 @@ class ClusterSpace:
 
 def test_classifier_transduces_and_falls_back_on_small_batches() -> None:
     x, y, logits = clusters(seed=1)
-    zs = ZeroShotClassifier([str(k) for k in range(K)], ["{}"], alignment=ClusterSpace())
+    labels = [str(k) for k in range(K)]
+    zs = ZeroShotClassifier(labels, ["{}"], alignment=ClusterSpace(), expand_labels=False)
     pooled = np.hstack([x, logits])  # the space takes the logits, the batch clusters on x
     inductive = np.mean(np.array(zs.predict(pooled), dtype=int) == y)
     with warnings.catch_warnings():

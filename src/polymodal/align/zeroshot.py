@@ -100,13 +100,28 @@ def build_zero_shot_classifier(
     templates: Sequence[str],
     *,
     cache: EmbeddingCache | None = None,
+    phrases: Sequence[Sequence[tuple[str, float]]] | None = None,
 ) -> np.ndarray:
-    """Class weights (dim, n_labels): each label's prompt embeddings, averaged and renormalised."""
+    """Class weights (dim, n_labels): each label's prompt embeddings, averaged and renormalised.
+
+    ``phrases`` (one list of (phrase, weight) per label, as :func:`polymodal.align.labels.
+    expand_labels` gives) replaces each label by several phrases: every phrase is written into
+    every template and averaged, then the phrases' unit vectors are summed with their weights.
+    """
     labels, templates = check_labels(labels), check_templates(templates)
-    prompts = [t.replace("{}", label) for label in labels for t in templates]
+    if phrases is None:
+        phrases = [[(label, 1.0)] for label in labels]
+    if len(phrases) != len(labels) or any(not p for p in phrases):
+        raise ConfigError(f"expected one non-empty phrase list per label ({len(labels)})")
+    flat = [(i, phrase, w) for i, group in enumerate(phrases) for phrase, w in group]
+    prompts = [t.replace("{}", phrase) for _, phrase, _ in flat for t in templates]
     text = space.side_of(Modality.TEXT)
     z = space.encode_values(text, prompts, cache=cache)
-    per_label = z.reshape(len(labels), len(templates), -1).mean(axis=1)
+    per_phrase = z.reshape(len(flat), len(templates), -1).mean(axis=1)
+    per_phrase /= np.linalg.norm(per_phrase, axis=1, keepdims=True).clip(min=1e-12)
+    per_label = np.zeros((len(labels), per_phrase.shape[1]), dtype=np.float64)
+    for (i, _, w), v in zip(flat, per_phrase, strict=True):
+        per_label[i] += w * v
     per_label /= np.linalg.norm(per_label, axis=1, keepdims=True).clip(min=1e-12)
     return per_label.T.astype(np.float32)
 
@@ -117,6 +132,9 @@ class ZeroShotClassifier:
     ``alignment`` is ``None``/``"default"`` (the shipped alignment for ``modality``), ``"conse"``
     (images through the ImageNet classifier), a saved alignment folder, a CLIP/CLAP checkpoint
     folder, or an object with the :class:`Space` methods (an :class:`Alignment`).
+    ``expand_labels`` (default) makes folder-style names readable ("longsleeve" -> "long
+    sleeve", "outwear" -> "outerwear") and adds each label's WordNet gloss as a second phrase
+    (:mod:`polymodal.align.labels`); ``False`` uses the labels exactly as given.
     """
 
     def __init__(
@@ -127,6 +145,7 @@ class ZeroShotClassifier:
         alignment: Space | str | Path | None = None,
         modality: Modality | str | None = None,
         cache: EmbeddingCache | None = None,
+        expand_labels: bool = True,
     ) -> None:
         self.labels = check_labels(labels)
         self.space = resolve_space(alignment, modality)
@@ -137,8 +156,13 @@ class ZeroShotClassifier:
             templates = recorded or default_templates(self.modality)
         self.templates = check_templates(templates)
         self.cache = cache
+        self.phrases: list[list[tuple[str, float]]] | None = None
+        if expand_labels:
+            from polymodal.align.labels import expand_labels as expand
+
+            self.phrases = expand(self.labels)
         self.weights = build_zero_shot_classifier(
-            self.space, self.labels, self.templates, cache=cache
+            self.space, self.labels, self.templates, cache=cache, phrases=self.phrases
         )
 
     def embed(

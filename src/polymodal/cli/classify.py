@@ -13,11 +13,14 @@ if TYPE_CHECKING:
 
     from polymodal.align.zeroshot import Space, ZeroShotClassifier
     from polymodal.cache.embed import ColumnEmbeddings
-    from polymodal.encoders.base import Encoder
     from polymodal.modality import Modality
 
 ALIGNMENT_HELP = (
     "'default' (shipped), 'conse', a folder saved by `polymodal align`, or a CLIP folder."
+)
+EXPAND_HELP = (
+    "Make folder-style labels readable ('longsleeve' -> 'long sleeve') and add each label's "
+    "WordNet gloss as a second phrase; --no-expand-labels uses the labels as given."
 )
 TRANSDUCTIVE_HELP = (
     "Let the files, classified together, refine the classes from their own clusters "
@@ -37,21 +40,24 @@ def classify(
     ),
     top: int = typer.Option(1, min=1, help="How many labels to print per file."),
     transductive: bool = typer.Option(False, help=TRANSDUCTIVE_HELP),
+    expand_labels: bool = typer.Option(True, help=EXPAND_HELP),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
     cache_dir: Path | None = typer.Option(None, help="Embedding cache folder."),
     quiet: bool = typer.Option(False, "-q", help="No progress bars."),
 ) -> None:
     """Print the most likely labels of each file; unreadable files are reported and skipped."""
     from polymodal.align.model import embed_values
-    from polymodal.align.zeroshot import ZeroShotClassifier, check_labels
+    from polymodal.align.zeroshot import ZeroShotClassifier, check_labels, media_encoder
     from polymodal.cli.align import open_cache
 
     names = check_labels(labels)  # before any model loads: a bad list fails fast
     paths = expand_files(files)
     modality = files_modality(paths)
     space = load_space(clip or alignment, modality)
-    zs = ZeroShotClassifier(names, template or None, alignment=space, modality=modality)
-    encoder = side_encoder(space, zs.side)
+    zs = ZeroShotClassifier(
+        names, template or None, alignment=space, modality=modality, expand_labels=expand_labels
+    )
+    encoder = media_encoder(space, zs.side)
     col, report = embed_values(
         encoder, [str(p) for p in paths], cache=open_cache(cache_dir), progress=not quiet
     )
@@ -115,15 +121,6 @@ def load_space(spec: str | Path, modality: Modality) -> Space:
     from polymodal.align.zeroshot import resolve_space
 
     return resolve_space(str(spec), modality)
-
-
-def side_encoder(space: Space, side: str) -> Encoder:
-    """The encoder of one side of the space (checked against what it was trained on)."""
-    from polymodal.align.conse import ConSE
-
-    if isinstance(space, ConSE):
-        return space.image_encoder if side == "a" else space.text_encoder
-    return space.sides[side].build_encoder()  # type: ignore[attr-defined]
 
 
 def probabilities(

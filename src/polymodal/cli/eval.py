@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import typer
 
-from polymodal.cli.classify import ALIGNMENT_HELP, TRANSDUCTIVE_HELP
+from polymodal.cli.classify import ALIGNMENT_HELP, EXPAND_HELP, TRANSDUCTIVE_HELP
 
 if TYPE_CHECKING:
     from polymodal.align.zeroshot import Space
@@ -31,6 +31,7 @@ def zeroshot(
     alignment: str = typer.Option("default", help=ALIGNMENT_HELP),
     clip: Path | None = typer.Option(None, help="A CLIP/CLAP checkpoint folder."),
     transductive: bool = typer.Option(False, help=TRANSDUCTIVE_HELP.replace("files", "rows")),
+    expand_labels: bool = typer.Option(True, help=EXPAND_HELP),
     base: Path | None = typer.Option(None, help="Folder that relative paths start from."),
     cache_dir: Path | None = typer.Option(None, help="Embedding cache folder."),
     encoding: str = typer.Option("utf-8", help="Text encoding of a CSV/TSV file."),
@@ -38,9 +39,9 @@ def zeroshot(
 ) -> None:
     """Zero-shot accuracy on a labelled set: each row's media against every class name."""
     from polymodal.align.retrieval import proportion
-    from polymodal.align.zeroshot import ZeroShotClassifier, check_labels
+    from polymodal.align.zeroshot import ZeroShotClassifier, check_labels, media_encoder
     from polymodal.cli.align import embed_column, open_cache
-    from polymodal.cli.classify import load_space, probabilities, side_encoder
+    from polymodal.cli.classify import load_space, probabilities
     from polymodal.data.dataset import load_dataset
     from polymodal.data.paths import resolve_path
     from polymodal.errors import ConfigError
@@ -57,8 +58,12 @@ def zeroshot(
         raise ConfigError(f"label column {label!r} holds classes not in --labels: {unknown[:5]}")
     modality = ds.schema.modality(name)
     space = load_space(clip or alignment, modality)
-    zs = ZeroShotClassifier(names, template or None, alignment=space, modality=modality)
-    col, report = embed_column(ds, name, side_encoder(space, zs.side), open_cache(cache_dir), quiet)
+    zs = ZeroShotClassifier(
+        names, template or None, alignment=space, modality=modality, expand_labels=expand_labels
+    )
+    col, report = embed_column(
+        ds, name, media_encoder(space, zs.side), open_cache(cache_dir), quiet
+    )
     use = col.present & has_label.to_numpy()
     n_skipped = len(ds) - int(use.sum())
     if not use.any():
@@ -102,8 +107,9 @@ def retrieval(
 ) -> None:
     """Recall@K from A to B and back, every row's pair the target (equal cells count too)."""
     from polymodal.align.retrieval import duplicate_groups, format_metrics, retrieval_metrics
+    from polymodal.align.zeroshot import media_encoder
     from polymodal.cli.align import embed_column, load_pairs, open_cache
-    from polymodal.cli.classify import load_space, side_encoder
+    from polymodal.cli.classify import load_space
     from polymodal.errors import ConfigError
     from polymodal.modality import Modality
 
@@ -117,7 +123,7 @@ def retrieval(
     cache = open_cache(cache_dir)
     cols = {}
     for name, side in zip((a, b), sides, strict=True):
-        cols[name] = embed_column(ds, name, side_encoder(space, side), cache, quiet)[0]
+        cols[name] = embed_column(ds, name, media_encoder(space, side), cache, quiet)[0]
     use = cols[a].present & cols[b].present
     if use.sum() < 2:
         raise ConfigError(f"{int(use.sum())} rows have both columns: retrieval needs at least 2")
