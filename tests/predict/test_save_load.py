@@ -70,7 +70,9 @@ def test_config_describes_the_model(fitted: tuple[Predictor, Path], tmp_path: Pa
         "tabular.json",
     ]
     config = json.loads((tmp_path / "m" / "config.json").read_text())
-    assert config["format_version"] == FORMAT_VERSION
+    # Tiny encoders are narrower than reduce_to: nothing reduced, so the format older
+    # polymodal reads (test_reduce.py covers format 2).
+    assert config["format_version"] == 1 < FORMAT_VERSION
     assert config["polymodal_version"]
     assert set(config["params"]) == set(Predictor._PARAMS)
     assert config["params"]["encoders"] == {
@@ -109,7 +111,7 @@ def test_save_replaces_a_model_but_not_a_foreign_folder(
     model.save(target)
     (target / "config.json").write_text("{}")  # an older save, to be replaced whole
     model.save(target)
-    assert json.loads((target / "config.json").read_text())["format_version"] == FORMAT_VERSION
+    assert json.loads((target / "config.json").read_text())["format_version"] == 1
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp leftovers
     foreign = tmp_path / "photos"
     foreign.mkdir()

@@ -29,11 +29,16 @@ def fit(
     encoder: list[str] | None = typer.Option(None, help="MODALITY=NAME_OR_FOLDER."),
     tokens: str = typer.Option("pooled", help="pooled, or sequence (hybrid reads token states)."),
     epochs: int = typer.Option(200, min=1),
-    patience: int = typer.Option(30, min=1, help="Stop after this many epochs without a new best."),
+    patience: int = typer.Option(
+        30, min=1, help="Stop after at most this many epochs without a new best."
+    ),
     batch_size: int = typer.Option(
         256, min=1, help="Rows per step; large batches are fast on CPU."
     ),
     hidden: int = typer.Option(256, min=1, help="Width of the fusion network."),
+    reduce_to: int = typer.Option(
+        128, min=0, help="Reduce wider embeddings to this many principal components (0: don't)."
+    ),
     seed: int = typer.Option(0),
     fine_tune_blocks: int = typer.Option(
         0, min=0, help="Fine-tune the last K encoder blocks (slow on CPU; small data only)."
@@ -67,6 +72,7 @@ def fit(
         patience=patience,
         batch_size=batch_size,
         hidden=hidden,
+        reduce_to=reduce_to,
         seed=seed,
         fine_tune_blocks=fine_tune_blocks,
         refit=refit,

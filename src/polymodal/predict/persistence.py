@@ -1,5 +1,6 @@
 """A saved predictor is a folder: ``config.json`` (parameters and learned state, plain JSON),
-``model.safetensors`` (the network's weights) and ``tabular.json`` (the fitted preprocessor).
+``model.safetensors`` (the network's weights), ``tabular.json`` (the fitted preprocessor) and,
+when wide embeddings were reduced, ``reduce.safetensors`` (their principal components).
 
 Written into a temporary sibling folder and renamed into place, so a crash leaves the old model
 or the new one, never a mix. ``format_version`` guards against reading a newer format; fields
@@ -22,11 +23,13 @@ from torch import nn
 import polymodal
 from polymodal.encoders.tabular import TabularPreprocessor
 from polymodal.errors import ConfigError
+from polymodal.predict.reduce import SlotReducer
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # the newest this code reads; 2 added reduce.safetensors
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
 TABULAR = "tabular.json"
+REDUCER = "reduce.safetensors"
 
 
 def write_model(
@@ -34,6 +37,8 @@ def write_model(
     config: dict[str, Any],
     network: nn.Module,
     tabular: TabularPreprocessor | None,
+    *,
+    reducer: SlotReducer | None = None,
 ) -> Path:
     """Save into ``directory``, replacing a model saved there before (never anything else)."""
     from safetensors.torch import save_model
@@ -44,19 +49,26 @@ def write_model(
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
-        config = {"format_version": FORMAT_VERSION, **config}
+        # Version 1 when nothing needs 2, so older polymodal keeps reading such models.
+        config = {"format_version": 1 if reducer is None else 2, **config}
         (tmp / CONFIG).write_text(json.dumps(json_safe(config), indent=2))
         save_model(network, str(tmp / WEIGHTS))
         data = None if tabular is None else tabular.to_dict()
         (tmp / TABULAR).write_text(json.dumps(data, indent=2))
+        if reducer is not None:
+            from safetensors.numpy import save_file
+
+            save_file(reducer.arrays(), str(tmp / REDUCER), metadata={"rank": str(reducer.rank)})
         _replace_dir(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 
-def read_model(directory: str | Path) -> tuple[dict[str, Any], TabularPreprocessor | None, Path]:
-    """The config, the tabular preprocessor and the weights file of a saved model."""
+def read_model(
+    directory: str | Path,
+) -> tuple[dict[str, Any], TabularPreprocessor | None, Path, SlotReducer | None]:
+    """The config, the tabular preprocessor, the weights file and the reducer of a saved model."""
     path = Path(directory).expanduser()
     config_file = path / CONFIG
     if not config_file.is_file():
@@ -73,7 +85,19 @@ def read_model(directory: str | Path) -> tuple[dict[str, Any], TabularPreprocess
         )
     tabular = json.loads((path / TABULAR).read_text())
     pre = None if tabular is None else TabularPreprocessor.from_dict(tabular)
-    return config, pre, path / WEIGHTS
+    return config, pre, path / WEIGHTS, _read_reducer(path / REDUCER)
+
+
+def _read_reducer(file: Path) -> SlotReducer | None:
+    """The saved reducer; None for models saved without one (older ones too)."""
+    if not file.is_file():
+        return None
+    from safetensors import safe_open
+
+    with safe_open(str(file), framework="numpy") as f:
+        rank = int((f.metadata() or {}).get("rank", "0"))
+        arrays = {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118
+    return SlotReducer.from_arrays(rank, arrays)
 
 
 def load_weights(network: nn.Module, weights: Path) -> nn.Module:

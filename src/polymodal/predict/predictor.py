@@ -49,6 +49,7 @@ from polymodal.predict.problem import (
     prepare_target,
     stratified_split,
 )
+from polymodal.predict.reduce import fit_reducer
 from polymodal.predict.slots import fit_tabular, make_slots, usable_schema
 from polymodal.predict.train import network_outputs, score_outputs, softmax
 
@@ -77,6 +78,8 @@ class Predictor:
     ``video_sound``: a video column's audio track becomes an audio column of its own beside the
     frames. ``describe``: True (every image/audio/video column) or column names: add each one's
     caption, text in the image or transcript as a text column (see :mod:`.derived`).
+    ``reduce_to``: cached embeddings wider than this are projected onto their leading principal
+    components on the training rows (see :mod:`.reduce`); 0 keeps them whole.
     """
 
     def __init__(
@@ -110,6 +113,7 @@ class Predictor:
         ensemble: int = 1,
         video_sound: bool = True,
         describe: bool | Sequence[str] = False,
+        reduce_to: int = 128,
     ) -> None:
         self.label = label
         self.fusion = fusion
@@ -139,6 +143,7 @@ class Predictor:
         self.ensemble = ensemble
         self.video_sound = video_sound
         self.describe = describe
+        self.reduce_to = reduce_to
 
     # ------------------------------------------------------------------------- parameters
     _PARAMS = (
@@ -146,7 +151,7 @@ class Predictor:
         *("epochs", "patience", "lr", "batch_size", "modality_dropout", "seed", "val_fraction"),
         *("fine_tune_blocks", "cache_dir", "progress", "tokens", "max_tokens", "dropout"),
         *("weight_decay", "log_target", "class_weight", "refit"),
-        *("ensemble", "video_sound", "describe"),
+        *("ensemble", "video_sound", "describe", "reduce_to"),
     )
 
     def get_params(self) -> dict[str, Any]:
@@ -180,6 +185,8 @@ class Predictor:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.fine_tune_blocks < 0:
             raise ConfigError("fine_tune_blocks must be >= 0")
+        if self.reduce_to < 0:
+            raise ConfigError("reduce_to must be >= 0 (0 keeps embeddings at full width)")
         if not 0.0 <= self.modality_dropout < 1.0:
             raise ConfigError("modality_dropout must be in [0, 1)")
 
@@ -252,9 +259,13 @@ class Predictor:
         self.tabular_ = fit_tabular(schema, frame.iloc[tr], prepared.rows[tr])
         if self.tabular_ is not None:
             self.notes_ += self.tabular_.fit_notes_
+        self.reducer_ = None
         full = self._assemble(frame, media, prepared.y, rows=prepared.rows)
         if full.tabular is not None:
             self.notes_ += full.tabular.notes
+        self.reducer_ = fit_reducer(full.take(tr), self.slots_, self.reduce_to)
+        if self.reducer_ is not None:
+            full = self.reducer_.transform(full)
         train_fs = full.take(tr)
         val_fs = full.take(va) if va is not None else self._extra_table(val, base, "validation")
         test_fs = self._extra_table(test, base, "test") if test is not None else None
@@ -305,6 +316,8 @@ class Predictor:
         self.history_ = best.result.history
 
     def _network(self, kind: str, slots: Sequence[SlotSpec]) -> PredictorNetwork:
+        if getattr(self, "reducer_", None) is not None:
+            slots = self.reducer_.specs(slots)
         fine_tune = None
         if self.fine_tune_blocks > 0:
             fine_tune = {
@@ -363,7 +376,7 @@ class Predictor:
         *,
         rows: np.ndarray | None = None,
     ) -> FeatureSet:
-        return assemble_features(
+        features = assemble_features(
             self.slots_,
             frame,
             media,
@@ -373,6 +386,8 @@ class Predictor:
             tabular_slot=self.tabular_slot_,
             rows=rows,
         )
+        reducer = getattr(self, "reducer_", None)
+        return features if reducer is None else reducer.transform(features)
 
     def features(
         self, data: str | Path | pd.DataFrame, *, base: str | Path | None = None
@@ -559,7 +574,9 @@ class Predictor:
         replacing a previously saved model there; a crash leaves the old model or the new one.
         """
         self._check_fitted()
-        return write_model(directory, self._config(), self.network_, self.tabular_)
+        return write_model(
+            directory, self._config(), self.network_, self.tabular_, reducer=self.reducer_
+        )
 
     def _config(self) -> dict[str, Any]:
         used = {self.schema_.modality(c) for c in self.slot_columns_.values()}
@@ -587,7 +604,7 @@ class Predictor:
     @classmethod
     def load(cls, directory: str | Path) -> Predictor:
         """A predictor saved with :meth:`save`; needs no network."""
-        config, tabular, weights = read_model(directory)
+        config, tabular, weights, reducer = read_model(directory)
         model = cls(**config["params"])
         model.target_ = Target.from_dict(config["target"])
         model.problem_ = model.target_.problem
@@ -611,6 +628,7 @@ class Predictor:
         model.skipped_ = [SkippedRow(**s) for s in config["skipped"]]
         model.embed_report_ = EmbedReport()
         model.tabular_ = tabular
+        model.reducer_ = reducer
         model._encoder_entries = config["encoders"]
         model.encoders_ = {}
         if model.fine_tune_blocks > 0:

@@ -84,8 +84,8 @@ def train_network(
     """Train ``network`` on ``train``, keep the weights of the best epoch on ``val``.
 
     Best = the primary metric (AUROC for binary, accuracy for multiclass, MAE for regression),
-    ties broken by the validation loss. Training stops after ``patience`` epochs without a new
-    best.
+    ties broken by the validation loss. Training stops after :func:`patience_now` epochs
+    without a new best: at most ``patience``.
     """
     if train.y is None or val.y is None:
         raise ValueError("train and val need targets")
@@ -101,6 +101,7 @@ def train_network(
     best_epoch = 0
     name = PRIMARY_METRIC[target.problem][0]
     history: list[dict[str, float]] = []
+    steps = math.ceil(len(train) / max(1, min(batch_size, len(train))))
     bar = tqdm(range(1, epochs + 1), desc=desc, unit="epoch", disable=not progress, leave=False)
     epoch = 0
     for epoch in bar:
@@ -123,7 +124,7 @@ def train_network(
             best_key, best_epoch = key, epoch
             best_state = copy.deepcopy(network.state_dict())
         bar.set_postfix({name: f"{score:.4g}", "best": best_epoch})
-        if epoch - best_epoch >= patience:
+        if epoch - best_epoch >= patience_now(best_epoch, patience, steps):
             break
     bar.close()
     network.load_state_dict(best_state)
@@ -132,6 +133,21 @@ def train_network(
     seconds = time.perf_counter() - start
     val_loss = best_key[1] if best_key is not None else float("nan")
     return TrainResult(name, best_epoch, epoch, best_metrics, val_loss, seconds, history)
+
+
+MIN_PATIENCE_STEPS = 100
+
+
+def patience_now(best_epoch: int, patience: int, steps_per_epoch: int) -> int:
+    """Epochs to wait for a new best: as many as the best took to find, between a floor of
+    about 100 optimiser steps (at least 10 epochs) and ``patience``.
+
+    A run that peaked at epoch 10 rarely improves after epoch 40, yet a fixed patience of 30
+    waits that long every time; a tiny table (one step per epoch) needs the full wait, since
+    its validation score is noisy and its steps are few.
+    """
+    floor = max(10, math.ceil(MIN_PATIENCE_STEPS / max(1, steps_per_epoch)))
+    return min(patience, max(floor, best_epoch))
 
 
 def run_epoch(
