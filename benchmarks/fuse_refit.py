@@ -34,12 +34,12 @@ import torch
 torch.set_num_threads({threads})
 from benchmarks.datasets import build
 from polymodal.predict import Predictor
-data = build({dataset!r}, {work!r}, seed=0, **({limit!r} and {{"limit": {limit!r}}} or {{}}))
+data = build({dataset!r}, {work!r}, seed={seed}, **({limit!r} and {{"limit": {limit!r}}} or {{}}))
 train, val = data.part("train"), data.part("val")
 t1 = time.perf_counter()
 c1 = time.process_time()
 model = Predictor(data.label, fusion={fusion!r}, problem=data.problem,
-                  columns=data.modalities(), cache_dir={cache!r}, progress=False, seed=0)
+                  columns=data.modalities(), cache_dir={cache!r}, progress=False, seed={seed})
 if {profile!r}:
     import cProfile
     cProfile.run("model.fit(train, val)", {profile!r})
@@ -60,6 +60,7 @@ def one_fit(args: argparse.Namespace, cache: Path, profile: str | None) -> dict[
     code = _CHILD.format(
         repo=str(REPO),
         threads=args.threads,
+        seed=args.seed,
         dataset=args.dataset,
         work=str(args.work),
         limit=args.limit,
@@ -81,6 +82,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--fusion", default="early")
     p.add_argument("--work", type=Path, default=Path("out/bench"))
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0, help="data split and training seed")
     p.add_argument("--profile", default=None, help="write a cProfile of the warm fit here")
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
@@ -91,6 +93,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "dataset": args.dataset,
         "limit": args.limit,
         "fusion": args.fusion,
+        "seed": args.seed,
         "cold": cold,
         "warm": warm,
         "speedup_fit": cold["fit_s"] / warm["fit_s"],

@@ -35,7 +35,7 @@ def fit(
     batch_size: int = typer.Option(
         256, min=1, help="Rows per step; large batches are fast on CPU."
     ),
-    hidden: int = typer.Option(256, min=1, help="Width of the fusion network."),
+    hidden: int = typer.Option(128, min=1, help="Width of the fusion network."),
     reduce_to: int = typer.Option(
         128, min=0, help="Reduce wider embeddings to this many principal components (0: don't)."
     ),

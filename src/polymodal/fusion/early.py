@@ -21,6 +21,7 @@ from polymodal.fusion.base import (
     gather_slots,
     zero_where_absent,
 )
+from polymodal.fusion.dropout import Dropout
 
 
 def slot_projection(width: int, dim: int) -> nn.Sequential:
@@ -63,10 +64,10 @@ class EarlyFusion(FusionModule):
         self.slots = check_specs(slots)
         self.project = nn.ModuleList(slot_projection(s.width, hidden) for s in self.slots)
         self.missing = learned_missing(len(self.slots), hidden)
-        layers: list[nn.Module] = [nn.Dropout(dropout)]
+        layers: list[nn.Module] = [Dropout(dropout)]
         width = hidden * len(self.slots)
         for _ in range(depth):
-            layers += [nn.Linear(width, hidden), nn.GELU(), nn.Dropout(dropout)]
+            layers += [nn.Linear(width, hidden), nn.GELU(), Dropout(dropout)]
             width = hidden
         self.out_dim = width
         self.mlp = nn.Sequential(*layers)

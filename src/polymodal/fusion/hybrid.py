@@ -38,6 +38,7 @@ from polymodal.fusion.base import (
     gather_slots,
     zero_where_absent,
 )
+from polymodal.fusion.dropout import Dropout
 from polymodal.fusion.early import learned_missing, slot_projection
 from polymodal.modality import Modality
 
@@ -90,9 +91,9 @@ class _Block(nn.Module):
         self.norm2 = nn.LayerNorm(dim)
         inner = int(dim * mlp_ratio)
         self.mlp = nn.Sequential(
-            nn.Linear(dim, inner), nn.GELU(), nn.Dropout(dropout), nn.Linear(inner, dim)
+            nn.Linear(dim, inner), nn.GELU(), Dropout(dropout), nn.Linear(inner, dim)
         )
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
 
     def forward(
         self, x: torch.Tensor, keep: torch.Tensor, n_queries: int | None = None

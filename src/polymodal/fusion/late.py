@@ -28,6 +28,7 @@ from polymodal.fusion.base import (
     gather_slots,
     zero_where_absent,
 )
+from polymodal.fusion.dropout import Dropout
 from polymodal.fusion.early import slot_projection
 
 COMBINERS = ("weights", "stacking")
@@ -59,7 +60,7 @@ class LateFusion(FusionModule):
             nn.Sequential(
                 slot_projection(s.width, hidden),
                 nn.GELU(),
-                nn.Dropout(dropout),
+                Dropout(dropout),
                 nn.Linear(hidden, n_outputs),
             )
             for s in self.slots

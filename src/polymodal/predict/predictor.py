@@ -91,7 +91,7 @@ class Predictor:
         columns: Mapping[str, str] | None = None,
         exclude: Sequence[str] = (),
         encoders: Mapping[str, str | Encoder] | None = None,
-        hidden: int = 256,
+        hidden: int = 128,
         depth: int = 2,
         epochs: int = 200,
         patience: int = 30,
