@@ -108,3 +108,20 @@ def test_class_weights_raise_minority_recall() -> None:
         pred = model.predict(frame)
         recall[weighting] = float((pred[rare] == "rare").mean())
     assert recall["balanced"] > recall[None] + 0.15
+
+
+def test_frozen_networks_train_on_one_thread_and_fine_tuning_keeps_all() -> None:
+    from types import SimpleNamespace
+
+    from polymodal.predict.train import training_threads
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with training_threads(SimpleNamespace(encoders=[])):  # type: ignore[arg-type]
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2
+        with training_threads(SimpleNamespace(encoders=[object()])):  # type: ignore[arg-type]
+            assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

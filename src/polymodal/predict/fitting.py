@@ -26,6 +26,7 @@ from polymodal.predict.train import (
     score_outputs,
     seeded,
     train_network,
+    training_threads,
 )
 
 
@@ -71,6 +72,10 @@ def select_network(
     train_t, val_t = train_fs.tensors(), val_fs.tensors()
 
     def train_one(network: PredictorNetwork, name: str) -> TrainResult:
+        with training_threads(network):
+            return _train(network, name)
+
+    def _train(network: PredictorNetwork, name: str) -> TrainResult:
         return train_network(
             network,
             train_t,
@@ -99,20 +104,21 @@ def select_network(
     for member_seed in range(seed, seed + max(1, ensemble)):
         with seeded(member_seed):
             member = build(best.candidate)
-            seconds += refit_network(
-                member,
-                combined_t,
-                target=target,
-                groups=groups,
-                lrs=[h["lr"] for h in best.result.history[: best.result.best_epoch]],
-                weight_decay=weight_decay,
-                batch_size=batch_size,
-                modality_dropout=modality_dropout,
-                class_weight=weights_for(combined),
-                seed=member_seed,
-                progress=progress,
-                desc=f"refit {best.candidate.name}",
-            )
+            with training_threads(member):
+                seconds += refit_network(
+                    member,
+                    combined_t,
+                    target=target,
+                    groups=groups,
+                    lrs=[h["lr"] for h in best.result.history[: best.result.best_epoch]],
+                    weight_decay=weight_decay,
+                    batch_size=batch_size,
+                    modality_dropout=modality_dropout,
+                    class_weight=weights_for(combined),
+                    seed=member_seed,
+                    progress=progress,
+                    desc=f"refit {best.candidate.name}",
+                )
         members.append(member)
     network = (
         members[0]
