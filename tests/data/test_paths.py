@@ -112,3 +112,37 @@ def test_check_file(tmp_path: Path) -> None:
         check_file(tmp_path)
     with pytest.raises(InputError, match="file not found"):
         check_file(tmp_path / "nope")
+
+
+def test_a_shared_folder_memo_resolves_exactly_as_realpath(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "root"
+    (root / "real" / "sub").mkdir(parents=True)
+    (root / "real" / "a.png").write_bytes(b"a")
+    (root / "real" / "sub" / "b.png").write_bytes(b"b")
+    (root / "linkdir").symlink_to(root / "real" / "sub")  # a folder link
+    (root / "real" / "c.png").symlink_to("sub/b.png")  # a file link, relative target
+    outside = tmp_path / "outside.png"
+    outside.write_bytes(b"o")
+    (root / "real" / "out.png").symlink_to(outside)
+    names = [
+        "real/a.png",
+        "real/./a.png",
+        "linkdir/b.png",
+        "linkdir/../a.png",  # '..' after a folder link: the link's parent, not root
+        "real/c.png",
+        "real//sub/b.png",
+        str(root / "real" / "a.png"),
+    ]
+    memo: dict[str, str] = {}
+    for name in names:
+        plain = resolve_path(name, root)
+        assert resolve_path(name, root, folders=memo) == plain
+        assert plain == Path(os.path.realpath(root / name))
+    assert len(memo) < len(names)  # folders were reused
+    with pytest.raises(InputError, match="escapes"):
+        resolve_path("real/out.png", root, folders=memo)
+    # Without a base, relative paths start at the working folder, memo or not.
+    monkeypatch.chdir(root)
+    assert resolve_path("linkdir/b.png", None, folders={}) == resolve_path("linkdir/b.png", None)

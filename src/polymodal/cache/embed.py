@@ -235,9 +235,11 @@ def _make_jobs(
         return jobs, missing, skipped
 
     resolved: list[tuple[int, Path]] = []
+    folders: dict[str, str] = {}
     for row, text in located:
         try:
-            resolved.append((row, resolve_path(text, base, allow_outside=allow_outside)))
+            path = resolve_path(text, base, allow_outside=allow_outside, folders=folders)
+            resolved.append((row, path))
         except InputError as err:
             skipped.append(SkippedRow.from_error(err.at(row=row, column=column)))
     known = cache.known_file_keys([p for _, p in resolved])

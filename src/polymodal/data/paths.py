@@ -10,14 +10,21 @@ from pathlib import Path
 from polymodal.errors import InputError
 
 
-def resolve_path(value: str | Path, base: Path | None, *, allow_outside: bool = False) -> Path:
+def resolve_path(
+    value: str | Path,
+    base: Path | None,
+    *,
+    allow_outside: bool = False,
+    folders: dict[str, str] | None = None,
+) -> Path:
     """Return the absolute, symlink-free path that ``value`` names.
 
     A relative ``value`` is taken relative to ``base`` (or to the working folder when ``base`` is
     None). When ``base`` is given, a path that ends up outside it, by ``..``, by being absolute,
     or through a symlink, is refused unless ``allow_outside``: a table must not be able to make
     the program read ``/etc/passwd``. Raises ``InputError`` naming ``value`` when the path is
-    refused or the file does not exist.
+    refused or the file does not exist. ``folders``: a memo of resolved parent folders that a caller
+    resolving a whole column shares across its calls (see :func:`_realpath`).
     """
     text = str(value)
     if not text.strip():
@@ -28,7 +35,7 @@ def resolve_path(value: str | Path, base: Path | None, *, allow_outside: bool = 
     try:
         # os.path.realpath on strings resolves a table of thousands of paths 2x faster.
         joined = text if root is None else os.path.join(root, text)
-        resolved = Path(os.path.realpath(joined, strict=False))
+        resolved = Path(_realpath(joined, folders))
     except (OSError, ValueError) as exc:  # a name too long, an undecodable name
         raise InputError(f"cannot resolve path: {exc}", path=text) from None
     if root is not None and not allow_outside and not resolved.is_relative_to(root):
@@ -36,6 +43,29 @@ def resolve_path(value: str | Path, base: Path | None, *, allow_outside: bool = 
     if not resolved.exists():
         raise InputError("file not found", path=text)
     return resolved
+
+
+def _realpath(path: str, folders: dict[str, str] | None) -> str:
+    """``os.path.realpath(path)``, resolving the parent folder once per ``folders`` memo.
+
+    A column of 5,000 photos in a few folders otherwise walks every folder component of every
+    path again (35,000 lstat calls, a seventh of a cached re-fit); with the memo each path costs
+    one lstat of its last component. The result is the same: the parent resolved, then the last
+    component followed only if it is itself a link. The memo lives for one column, so a folder
+    link changed meanwhile is seen by the next call.
+    """
+    if folders is None:
+        return os.path.realpath(path, strict=False)
+    if not os.path.isabs(path):
+        path = os.path.join(os.getcwd(), path)
+    head, tail = os.path.split(path)
+    if tail in ("", ".", ".."):
+        return os.path.realpath(path, strict=False)
+    real_head = folders.get(head)
+    if real_head is None:
+        real_head = folders[head] = os.path.realpath(head, strict=False)
+    full = os.path.join(real_head, tail)
+    return os.path.realpath(full, strict=False) if os.path.islink(full) else full
 
 
 @lru_cache(maxsize=64)
