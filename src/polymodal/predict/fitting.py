@@ -73,26 +73,23 @@ def select_network(
 
     def train_one(network: PredictorNetwork, name: str) -> TrainResult:
         with training_threads(network):
-            return _train(network, name)
-
-    def _train(network: PredictorNetwork, name: str) -> TrainResult:
-        return train_network(
-            network,
-            train_t,
-            val_t,
-            target=target,
-            groups=groups,
-            epochs=epochs,
-            patience=patience,
-            lr=lr,
-            weight_decay=weight_decay,
-            batch_size=batch_size,
-            modality_dropout=modality_dropout,
-            class_weight=weights,
-            seed=seed,
-            progress=progress,
-            desc=f"fit {name}",
-        )
+            return train_network(
+                network,
+                train_t,
+                val_t,
+                target=target,
+                groups=groups,
+                epochs=epochs,
+                patience=patience,
+                lr=lr,
+                weight_decay=weight_decay,
+                batch_size=batch_size,
+                modality_dropout=modality_dropout,
+                class_weight=weights,
+                seed=seed,
+                progress=progress,
+                desc=f"fit {name}",
+            )
 
     test_t = None if test_fs is None else test_fs.tensors()
     best, board = fit_candidates(cands, build, train_one, target=target, seed=seed, test=test_t)
