@@ -108,3 +108,19 @@ def test_reduce_to_zero_keeps_full_width_and_the_old_format(tmp_path: Path) -> N
     model.save(tmp_path / "m")
     assert not (tmp_path / "m" / "reduce.safetensors").exists()
     assert json.loads((tmp_path / "m" / "config.json").read_text())["format_version"] == 1
+
+
+def test_the_model_notes_say_what_was_reduced_and_how_much_it_keeps() -> None:
+    rng = np.random.default_rng(2)
+    latent = rng.normal(size=(80, 2)) * [3.0, 1.0]
+    wide = latent @ rng.normal(size=(2, 40)) + 0.01 * rng.normal(size=(80, 40))
+    train = _features(wide, np.ones(80, bool), rng.normal(size=(80, 6)).astype(np.float32))
+    reducer = fit_reducer(train, SLOTS, rank=2)
+    assert reducer is not None
+    assert reducer.explained["wide"] > 0.99  # two components hold nearly everything
+    notes = reducer.notes({"wide": "photo", "narrow": "note"})
+    assert notes[0] == (
+        "column 'photo': 40-wide embeddings reduced to 2 principal components"
+        " (100% of their variance)"
+    )
+    assert notes[1].startswith("column 'note': 6-wide embeddings reduced to 2")

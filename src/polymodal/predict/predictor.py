@@ -266,6 +266,7 @@ class Predictor:
         self.reducer_ = fit_reducer(full.take(tr), self.slots_, self.reduce_to)
         if self.reducer_ is not None:
             full = self.reducer_.transform(full)
+            self.notes_ += self.reducer_.notes(self.slot_columns_)
         train_fs = full.take(tr)
         val_fs = full.take(va) if va is not None else self._extra_table(val, base, "validation")
         test_fs = self._extra_table(test, base, "test") if test is not None else None

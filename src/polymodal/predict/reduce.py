@@ -34,6 +34,17 @@ class SlotReducer:
     rank: int
     means: dict[str, np.ndarray] = field(default_factory=dict)
     bases: dict[str, np.ndarray] = field(default_factory=dict)
+    # Share of each slot's training variance the kept components hold (known after fitting).
+    explained: dict[str, float] = field(default_factory=dict)
+
+    def notes(self, columns: Mapping[str, str]) -> list[str]:
+        """One line per reduced slot, for the model's notes."""
+        return [
+            f"column {columns.get(name, name)!r}: {basis.shape[0]}-wide embeddings reduced to "
+            f"{basis.shape[1]} principal components"
+            + (f" ({self.explained[name]:.0%} of their variance)" if name in self.explained else "")
+            for name, basis in self.bases.items()
+        ]
 
     def specs(self, slots: Sequence[SlotSpec]) -> list[SlotSpec]:
         """``slots`` as the network sees them: reduced slots at their new width."""
@@ -103,6 +114,9 @@ def fit_reducer(train: FeatureSet, slots: Sequence[SlotSpec], rank: int) -> Slot
         # cost 2.5 points on AV-digits, giving the weakest directions as much say as the first.
         scale = np.full(k, std[0])
         reducer.bases[spec.name] = np.ascontiguousarray((vt[:k].T / scale), np.float32)
+        total = float(np.sum(x.var(axis=0, ddof=1)))
+        if total > 0:
+            reducer.explained[spec.name] = min(1.0, float(np.sum(std[:k] ** 2)) / total)
     return reducer if reducer.bases else None
 
 
