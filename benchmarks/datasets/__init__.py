@@ -1,4 +1,5 @@
-"""The three fusion benchmark data sets of issue 3, built from real data into a work folder.
+"""The fusion benchmark data sets of issue 3 (and a one-image-column clothing table), built
+from real data into a work folder.
 
 Each builder returns a :class:`BenchData`: one table with a fixed ``split`` column (train / val /
 test, chosen by the seed), the label, and which input columns form each modality group. Shared
@@ -21,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 SPLITS = ("train", "val", "test")
-NAMES = ("av_digits", "houses", "tuxpaint", "tuxpaint_sounds")
+NAMES = ("av_digits", "houses", "tuxpaint", "tuxpaint_sounds")  # the fusion tables
 
 
 @dataclass(frozen=True)
@@ -115,16 +116,17 @@ def check_frame(data: BenchData) -> BenchData:
 def build(
     name: str, work: str | Path = "out/bench", *, seed: int = 0, **options: object
 ) -> BenchData:
-    """Build the benchmark ``name`` (one of :data:`NAMES`) under ``work`` for ``seed``."""
+    """Build the benchmark ``name`` (one of :data:`NAMES`, or "clothing") under ``work``."""
     builders = _builders()
     if name not in builders:
-        raise ValueError(f"unknown benchmark {name!r}; choose from {', '.join(NAMES)}")
+        raise ValueError(f"unknown benchmark {name!r}; choose from {', '.join(builders)}")
     return check_frame(builders[name](Path(work), seed=seed, **options))
 
 
 def _builders() -> Mapping[str, Callable[..., BenchData]]:
     # Imported here: each builder module imports BenchData from this package.
     from .av_digits import build_av_digits
+    from .clothing import build_clothing
     from .houses import build_houses
     from .tuxpaint import build_tuxpaint, build_tuxpaint_sounds
 
@@ -133,4 +135,5 @@ def _builders() -> Mapping[str, Callable[..., BenchData]]:
         "houses": build_houses,
         "tuxpaint": build_tuxpaint,
         "tuxpaint_sounds": build_tuxpaint_sounds,
+        "clothing": build_clothing,
     }

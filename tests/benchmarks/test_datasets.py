@@ -155,3 +155,18 @@ def test_av_digits_split_by_speaker_with_disjoint_images(tmp_path: Path) -> None
     assert sf.read(match)[0].tolist() == noisy.tolist()
     with Image.open(row["image"]) as img:
         assert img.size == (64, 64)
+
+
+def test_clothing_uses_its_own_split_folders(tmp_path: Path) -> None:
+    from benchmarks.datasets import build
+
+    try:
+        data = build("clothing", tmp_path, limit=3)
+    except FileNotFoundError as err:
+        pytest.skip(f"clothing data absent: {err}")
+    assert data.sizes() == {"train": 30, "val": 30, "test": 30}  # 3 per class x 10 classes
+    assert set(data.frame["kind"]) == {
+        "dress", "hat", "longsleeve", "outwear", "pants",
+        "shirt", "shoes", "shorts", "skirt", "t-shirt",
+    }  # fmt: skip
+    assert all(Path(p).is_absolute() and Path(p).is_file() for p in data.frame["photo"])
