@@ -111,7 +111,7 @@ def fit_reducer(train: FeatureSet, slots: Sequence[SlotSpec], rank: int) -> Slot
             continue
         reducer.means[spec.name] = mean.astype(np.float32)
         # One scale for all components (the first's spread), not whitening: whitened inputs
-        # cost 2.5 points on AV-digits, giving the weakest directions as much say as the first.
+        # cost 2.3 points on AV-digits, giving the weakest directions as much say as the first.
         scale = np.full(k, std[0])
         reducer.bases[spec.name] = np.ascontiguousarray((vt[:k].T / scale), np.float32)
         total = float(np.sum(x.var(axis=0, ddof=1)))
