@@ -125,3 +125,21 @@ def test_frozen_networks_train_on_one_thread_and_fine_tuning_keeps_all() -> None
             assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize(
+    ("best", "steps", "expected"),
+    [
+        (10, 8, 13),  # a floor of ~100 steps: 13 epochs of 8 steps
+        (20, 12, 20),  # waits as long as the best took to find
+        (57, 2, 30),  # never more than patience
+        (3, 100, 10),  # never fewer than 10 epochs
+        (0, 1, 30),  # one step per epoch: the full patience
+    ],
+)
+def test_patience_grows_with_the_best_epoch_between_a_floor_and_the_cap(
+    best: int, steps: int, expected: int
+) -> None:
+    from polymodal.predict.train import patience_now
+
+    assert patience_now(best, 30, steps) == expected

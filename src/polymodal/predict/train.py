@@ -36,6 +36,7 @@ from polymodal.predict.problem import Target
 EVAL_BATCH = 2048
 FINE_TUNE_EVAL_BATCH = 32
 _GRAD_CLIP = 5.0
+MIN_PATIENCE_STEPS = 100  # early stopping waits at least this many optimiser steps
 
 
 @dataclass
@@ -153,9 +154,6 @@ def train_network(
     seconds = time.perf_counter() - start
     val_loss = best_key[1] if best_key is not None else float("nan")
     return TrainResult(name, best_epoch, epoch, best_metrics, val_loss, seconds, history)
-
-
-MIN_PATIENCE_STEPS = 100
 
 
 def patience_now(best_epoch: int, patience: int, steps_per_epoch: int) -> int:
