@@ -94,9 +94,9 @@ def fit_reducer(train: FeatureSet, slots: Sequence[SlotSpec], rank: int) -> Slot
     A slot keeps at most ``rank`` components and never more than its rows span (components with
     next to no variance are rounding noise). None when no slot is reduced.
     """
-    reducer = SlotReducer(rank)
     if rank <= 0:
         return None
+    reducer = SlotReducer(rank)
     for spec in slots:
         data = train.slots.get(spec.name)
         if data is None or data.pooled is None or spec.width <= rank:
