@@ -71,6 +71,9 @@ def test_align_trains_saves_and_counts_skipped_pairs(aligned: tuple[Path, str]) 
     assert "2 of 240 pairs skipped" in log
     assert "row 5: column 'caption': empty" in log and "row 7: column 'image'" in log
     assert re.search(r"image -> caption: R@1 \d+\.\d% \[", log)
+    skipped = pd.read_csv(out / "skipped.csv")
+    assert skipped["row"].tolist() == [5, 7]
+    assert "file not found" in skipped["problem"].iloc[1]
 
 
 def test_classify_with_the_trained_alignment(aligned: tuple[Path, str], table: Path) -> None:
@@ -129,10 +132,51 @@ def test_eval_retrieval_prints_recall_both_ways(aligned: tuple[Path, str], table
         "--alignment", str(out), "-k", "1", "-k", "5", "-q",
     )  # fmt: skip
     assert res.returncode == 0, res.stderr
-    assert f"{N - 2} held-out pairs" in res.stdout
+    assert f"{N - 2} pairs" in res.stdout and "held-out" not in res.stdout
     assert re.search(r"image -> caption: R@1 [\d.]+% \[[\d.]+, [\d.]+\], R@5", res.stdout)
     assert re.search(r"caption -> image: R@1", res.stdout)
-    assert "2 rows skipped" in res.stderr
+    assert "2 of 240 pairs skipped" in res.stderr and "row 7: column 'image'" in res.stderr
+
+
+def test_align_text_with_text(table: Path, clip: Path, tmp_path: Path) -> None:
+    """Two text columns: one encoder on both sides, a head trained into the other's space."""
+    out = tmp_path / "tt"
+    res = run(
+        "align", str(table), "--a", "caption", "--b", "digit", "-o", str(out),
+        "--a-encoder", str(clip), "--b-encoder", str(clip), "--epochs", "20", "--lr", "0.01",
+        "--cache-dir", str(tmp_path / "cache"), "-q",
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    config = json.loads((out / "config.json").read_text())
+    assert config["sides"]["a"]["modality"] == config["sides"]["b"]["modality"] == "text"
+    # equal words are one group: chance is 1 in 10 digit words
+    r1 = re.search(r"caption -> digit: R@1 ([\d.]+)%", res.stdout)
+    assert r1 and float(r1.group(1)) > 50.0, res.stdout
+    assert pd.read_csv(out / "skipped.csv")["row"].tolist() == [5]  # its caption is empty
+
+
+def test_align_images_with_speech(table: Path, clip: Path, tmp_path: Path) -> None:
+    """Image <-> audio, neither side text: both heads train. Real spoken digits (FSDD)."""
+    from tests.conftest import require_shared
+
+    fsdd = require_shared("fsdd")
+    frame = pd.read_csv(table).head(60)
+    clips = sorted(fsdd.glob("*.wav"))
+    frame["speech"] = [
+        next(str(p) for p in clips if p.name.startswith(f"{WORDS.index(w)}_")) if w == w else None
+        for w in frame["digit"]
+    ]
+    pairs = tmp_path / "pairs.csv"
+    frame.assign(image=[str(table.parent / p) for p in frame["image"]]).to_csv(pairs, index=False)
+    out = tmp_path / "ia"
+    res = run(
+        "align", str(pairs), "--a", "image", "--b", "speech", "-o", str(out), "--base", "/",
+        "--a-encoder", str(clip), "--epochs", "3", "--cache-dir", str(tmp_path / "cache"), "-q",
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    config = json.loads((out / "config.json").read_text())
+    assert config["sides"]["b"]["modality"] == "audio"
+    assert re.search(r"speech -> image: R@1 [\d.]+%", res.stdout)
 
 
 @pytest.mark.parametrize(

@@ -154,9 +154,11 @@ def retrieval_metrics(
     }
 
 
-def format_metrics(metrics: dict[str, object], *, a: str = "a", b: str = "b") -> str:
-    """Readable lines: one per direction, R@K with intervals."""
-    lines = [f"{metrics['n']} held-out pairs"]
+def format_metrics(
+    metrics: dict[str, object], *, a: str = "a", b: str = "b", what: str = "held-out pairs"
+) -> str:
+    """Readable lines: a count of ``what`` was scored, then one per direction, R@K with intervals."""
+    lines = [f"{metrics['n']} {what}"]
     for key, label in (("a_to_b", f"{a} -> {b}"), ("b_to_a", f"{b} -> {a}")):
         part = metrics[key]
         assert isinstance(part, dict)

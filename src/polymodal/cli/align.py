@@ -57,13 +57,8 @@ def align(
     else:
         cols = {name: embed_column(ds, name, encoders[name], cache, quiet) for name in (a, b)}
         inputs = (cols[a][0], cols[b][0])
-        skipped = _skipped_rows(cols[a], cols[b])
-    if skipped:
-        typer.echo(
-            f"{len(skipped)} of {len(ds)} pairs skipped (a side missing or unreadable)", err=True
-        )
-        for row, problem in skipped[:5]:
-            typer.echo(f"  row {row}: {problem}", err=True)
+        skipped = skipped_rows(cols[a], cols[b])
+    report_skipped(skipped, len(ds), what="pairs")
     al, history = train_alignment(
         inputs[0],
         inputs[1],
@@ -88,6 +83,32 @@ def align(
     if history.best_metrics is not None:
         typer.echo(format_metrics(history.best_metrics, a=a, b=b))
     typer.echo(f"saved {al!r} to {output} in {time.perf_counter() - t0:.1f} s")
+    if skipped:
+        # every skipped row with its reason, so nothing given is lost from view
+        typer.echo(f"skipped rows and reasons: {write_skipped(skipped, output)}", err=True)
+    else:
+        (output / "skipped.csv").unlink(missing_ok=True)  # a re-run's stale list would mislead
+
+
+def report_skipped(skipped: list[tuple[int, str]], total: int, *, what: str) -> None:
+    """One line with the count, then the first five rows and their reasons."""
+    if not skipped:
+        return
+    typer.echo(f"{len(skipped)} of {total} {what} skipped (a side missing or unreadable)", err=True)
+    for row, problem in skipped[:5]:
+        typer.echo(f"  row {row}: {problem}", err=True)
+
+
+def write_skipped(skipped: list[tuple[int, str]], folder: Path) -> Path:
+    """``folder/skipped.csv``: every skipped row (0-based, as in the table) and its reason."""
+    import pandas as pd
+
+    from polymodal.atomic import atomic_output
+
+    path = folder / "skipped.csv"
+    with atomic_output(path) as tmp:
+        pd.DataFrame(skipped, columns=["row", "problem"]).to_csv(tmp, index=False)
+    return path
 
 
 def load_pairs(
@@ -165,7 +186,7 @@ def embed_column(
     return result.columns[name], result.report
 
 
-def _skipped_rows(*columns: tuple[ColumnEmbeddings, EmbedReport]) -> list[tuple[int, str]]:
+def skipped_rows(*columns: tuple[ColumnEmbeddings, EmbedReport]) -> list[tuple[int, str]]:
     """Rows missing on any side, with the first reason found."""
     reasons: dict[int, str] = {}
     for col, report in columns:

@@ -108,7 +108,13 @@ def retrieval(
     """Recall@K from A to B and back, every row's pair the target (equal cells count too)."""
     from polymodal.align.retrieval import duplicate_groups, format_metrics, retrieval_metrics
     from polymodal.align.zeroshot import media_encoder
-    from polymodal.cli.align import embed_column, load_pairs, open_cache
+    from polymodal.cli.align import (
+        embed_column,
+        load_pairs,
+        open_cache,
+        report_skipped,
+        skipped_rows,
+    )
     from polymodal.cli.classify import load_space
     from polymodal.errors import ConfigError
     from polymodal.modality import Modality
@@ -121,20 +127,20 @@ def retrieval(
     space = load_space(clip or alignment, media)
     sides = _sides(space, mods[a], mods[b])
     cache = open_cache(cache_dir)
-    cols = {}
-    for name, side in zip((a, b), sides, strict=True):
-        cols[name] = embed_column(ds, name, media_encoder(space, side), cache, quiet)[0]
-    use = cols[a].present & cols[b].present
+    cols = {
+        name: embed_column(ds, name, media_encoder(space, side), cache, quiet)
+        for name, side in zip((a, b), sides, strict=True)
+    }
+    report_skipped(skipped_rows(cols[a], cols[b]), len(ds), what="pairs")
+    use = cols[a][0].present & cols[b][0].present
     if use.sum() < 2:
         raise ConfigError(f"{int(use.sum())} rows have both columns: retrieval needs at least 2")
-    za = space.embed(sides[0], cols[a].pooled[use])
-    zb = space.embed(sides[1], cols[b].pooled[use])
+    za = space.embed(sides[0], cols[a][0].pooled[use])
+    zb = space.embed(sides[1], cols[b][0].pooled[use])
     values = ds.frame.loc[use, [a, b]].astype(str)
     groups = duplicate_groups(values[a].tolist(), values[b].tolist())
     metrics = retrieval_metrics(za, zb, ks=tuple(k or (1, 5, 10)), groups=groups)
-    typer.echo(format_metrics(metrics, a=a, b=b))
-    if (~use).any():
-        typer.echo(f"{int((~use).sum())} rows skipped (one side missing or unreadable)", err=True)
+    typer.echo(format_metrics(metrics, a=a, b=b, what="pairs"))
 
 
 def _media_column(schema: Schema, column: str | None) -> str:
