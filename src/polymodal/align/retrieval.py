@@ -157,7 +157,7 @@ def retrieval_metrics(
 def format_metrics(
     metrics: dict[str, object], *, a: str = "a", b: str = "b", what: str = "held-out pairs"
 ) -> str:
-    """Readable lines: a count of ``what`` was scored, then one per direction, R@K with intervals."""
+    """Readable lines: how many of ``what`` were scored, then R@K with intervals each way."""
     lines = [f"{metrics['n']} {what}"]
     for key, label in (("a_to_b", f"{a} -> {b}"), ("b_to_a", f"{b} -> {a}")):
         part = metrics[key]
