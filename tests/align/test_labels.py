@@ -91,6 +91,10 @@ def test_senses_follow_the_label_lists_domain(wn: WordNet) -> None:
     garments = label_senses(wn, ["skirt", "dress", "shirt"])
     assert garments[0] is not None and "garment" in garments[0].gloss  # not the woman
     assert label_senses(wn, ["notaword", "dog"])[0] is None
+    # two rare senses must not pick each other: both are trousers here, not underwear
+    pants, shorts = label_senses(wn, ["pants", "shorts", "shirt", "dress", "hat", "skirt"])[:2]
+    assert pants is not None and "underpants" not in pants.gloss, pants.gloss
+    assert shorts is not None and "underpants" not in shorts.gloss, shorts.gloss
     phrases = label_phrases("shirt", garments[2])
     assert phrases[0] == ("shirt", 1.0)
     assert any("upper half of the body" in p for p, _ in phrases[1:])

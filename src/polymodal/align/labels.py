@@ -128,9 +128,15 @@ def _known(words: frozenset[str], wordnet: WordNet | None) -> Callable[..., bool
 
 
 def label_senses(wordnet: WordNet, labels: Sequence[str]) -> list[Synset | None]:
-    """Each label's noun sense: the one sharing the deepest ancestor with the other labels'
-    senses (summed over the other labels), ties to the more frequent sense; None if WordNet
-    has no noun for the label."""
+    """Each label's noun sense, chosen with the other labels as context; None if WordNet has no
+    noun for the label.
+
+    Every label starts at its most frequent sense. Then, in turns, each label takes the sense
+    sharing the deepest ancestors with the senses the other labels hold now (summed over them),
+    ties to the more frequent sense, until nothing changes. Scoring a sense against all of the
+    other labels' senses at once would let two rare senses pick each other: "pants" and "shorts"
+    both have an underwear sense, and together they outweighed the trousers both mostly mean.
+    """
     options = [wordnet.synsets(label) for label in labels]
     ancestors = {s.offset: wordnet.ancestors(s.offset) for opts in options for s in opts}
     depth: dict[int, int] = {}
@@ -140,26 +146,23 @@ def label_senses(wordnet: WordNet, labels: Sequence[str]) -> list[Synset | None]
             depth[offset] = len(wordnet.ancestors(offset))
         return depth[offset]
 
-    out: list[Synset | None] = []
-    for i, opts in enumerate(options):
-        if not opts:
-            out.append(None)
-            continue
+    def shared(s: Synset, t: Synset) -> int:
+        return max((depth_of(a) for a in ancestors[s.offset] & ancestors[t.offset]), default=0)
 
-        def coherence(s: Synset, i: int = i) -> int:
-            total = 0
-            for j, others in enumerate(options):
-                if j == i or not others:
-                    continue
-                total += max(
-                    max((depth_of(a) for a in ancestors[s.offset] & ancestors[t.offset]), default=0)
-                    for t in others
-                )
-            return total
-
-        scores = [coherence(s) for s in opts]
-        out.append(opts[scores.index(max(scores))])
-    return out
+    chosen: list[Synset | None] = [opts[0] if opts else None for opts in options]
+    for _ in range(10):  # settles in two or three turns; the cap guards against a cycle
+        changed = False
+        for i, opts in enumerate(options):
+            if len(opts) < 2:
+                continue
+            context = [t for j, t in enumerate(chosen) if j != i and t is not None]
+            scores = [sum(shared(s, t) for t in context) for s in opts]
+            best = opts[scores.index(max(scores))]  # index(): the first, most frequent, on ties
+            if best is not chosen[i]:
+                chosen[i], changed = best, True
+        if not changed:
+            break
+    return chosen
 
 
 def label_phrases(label: str, sense: Synset | None) -> list[tuple[str, float]]:
@@ -172,7 +175,8 @@ def label_phrases(label: str, sense: Synset | None) -> list[tuple[str, float]]:
     for lemma in sense.lemmas if SYNONYM_WEIGHT > 0 else ():
         if lemma.casefold() != own and lemma.casefold() not in (p.casefold() for p, _ in phrases):
             phrases.append((lemma, SYNONYM_WEIGHT))
-    gloss = sense.gloss.split(";")[0].strip()
+    # a leading usage note ("(usually in the plural) a garment") is about the word, not the thing
+    gloss = re.sub(r"^\([^)]*\)\s*", "", sense.gloss.split(";")[0].strip())
     if gloss:
         phrases.append((f"{label}, {gloss}", GLOSS_WEIGHT))
     return phrases
