@@ -20,11 +20,14 @@ def resolve_path(
     """Return the absolute, symlink-free path that ``value`` names.
 
     A relative ``value`` is taken relative to ``base`` (or to the working folder when ``base`` is
-    None). When ``base`` is given, a path that ends up outside it, by ``..``, by being absolute,
-    or through a symlink, is refused unless ``allow_outside``: a table must not be able to make
-    the program read ``/etc/passwd``. Raises ``InputError`` naming ``value`` when the path is
-    refused or the file does not exist. ``folders``: a memo of resolved parent folders that a caller
-    resolving a whole column shares across its calls (see :func:`_realpath`).
+    None). When ``base`` is given, a path that names a place outside it, by ``..`` or by being
+    absolute, is refused unless ``allow_outside``: a table must not be able to make the program
+    read ``/etc/passwd``. Symlinks under ``base`` are followed wherever they lead: they were put
+    there by whoever owns the folder, not by the table (data sets linked in from another disk,
+    Hugging Face snapshots whose files link to blobs beside them). Raises ``InputError`` naming
+    ``value`` when the path is refused or the file does not exist. ``folders``: a memo of
+    resolved parent folders that a caller resolving a whole column shares across its calls (see
+    :func:`_realpath`).
     """
     text = str(value)
     if not text.strip():
@@ -38,11 +41,26 @@ def resolve_path(
         resolved = Path(_realpath(joined, folders))
     except (OSError, ValueError) as exc:  # a name too long, an undecodable name
         raise InputError(f"cannot resolve path: {exc}", path=text) from None
-    if root is not None and not allow_outside and not resolved.is_relative_to(root):
-        raise InputError(f"path escapes the base folder {root} (it leads to {resolved})", path=text)
+    if root is not None and not allow_outside and not _inside(text, joined, resolved, root):
+        raise InputError(
+            f"path escapes the base folder {root} (it leads to {resolved}); "
+            "give a base folder that holds it (--base)",
+            path=text,
+        )
     if not resolved.exists():
         raise InputError("file not found", path=text)
     return resolved
+
+
+def _inside(text: str, joined: str, resolved: Path, root: Path) -> bool:
+    """Whether the table's path stays under ``root``: as resolved, or as written (symlinks under
+    ``root`` trusted). A path with ``..`` must stay under it as resolved: ``link/../x`` walks up
+    from wherever ``link`` leads."""
+    if resolved.is_relative_to(root):
+        return True
+    if ".." in Path(text).parts:
+        return False
+    return Path(os.path.normpath(joined)).is_relative_to(root)
 
 
 def _realpath(path: str, folders: dict[str, str] | None) -> str:
