@@ -49,9 +49,11 @@ def classify(
     from polymodal.align.model import embed_values
     from polymodal.align.zeroshot import ZeroShotClassifier, check_labels, media_encoder
     from polymodal.cli.align import open_cache
+    from polymodal.cli.options import expand_folders
+    from polymodal.modality import modality_of_path
 
     names = check_labels(labels)  # before any model loads: a bad list fails fast
-    paths = expand_files(files)
+    paths = expand_folders(files, modality_of_path, "image, audio or video")
     modality = files_modality(paths)
     space = load_space(clip or alignment, modality)
     zs = ZeroShotClassifier(
@@ -81,27 +83,6 @@ def classify(
             typer.echo(f"{paths[r]}\t{cells}")
     if report.skipped:
         typer.echo(f"{len(report.skipped)} of {len(paths)} files skipped", err=True)
-
-
-def expand_files(files: list[Path]) -> list[Path]:
-    """Files as given; folders replaced by the media files under them (sorted)."""
-    from polymodal.errors import ConfigError
-    from polymodal.modality import modality_of_path
-
-    out: list[Path] = []
-    for f in files:
-        if f.is_dir():
-            found = sorted(
-                p
-                for p in f.rglob("*")
-                if p.is_file() and not p.name.startswith(".") and modality_of_path(p.name)
-            )
-            if not found:
-                raise ConfigError(f"{f}: no image, audio or video files found")
-            out.extend(found)
-        else:
-            out.append(f)
-    return out
 
 
 def files_modality(paths: list[Path]) -> Modality:

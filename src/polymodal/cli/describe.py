@@ -34,7 +34,8 @@ def describe(
 ) -> None:
     """Describe each file; a file that cannot be read is reported, and the rest go on."""
     from polymodal.atomic import atomic_output
-    from polymodal.describe.describer import Describer
+    from polymodal.cli.options import expand_folders
+    from polymodal.describe.describer import Describer, file_modality
 
     describer = Describer(  # before the files: a bad option fails fast
         captioner=None if captioner.lower() == "none" else captioner,
@@ -43,7 +44,7 @@ def describe(
         tags=not no_tags,
         frame_every=frame_every,
     )
-    paths = expand_inputs(files)
+    paths = expand_folders(files, file_modality, "image, audio, video or text")
     counts: Counter[str] = Counter()
     records = []
     for d in describer.describe_many(paths, progress=not quiet):
@@ -75,25 +76,3 @@ def render(d: Description) -> str:
         head += f" ({'; '.join(d.notes)})"
     body = d.as_text()
     return f"{head}\n{body}\n" if body else head + "\n"
-
-
-def expand_inputs(files: list[Path]) -> list[Path]:
-    """Files as given (even unreadable ones: they get an error outcome); folders replaced by
-    the files under them that describe handles, sorted; hidden files skipped."""
-    from polymodal.describe.describer import file_modality
-    from polymodal.errors import ConfigError
-
-    out: list[Path] = []
-    for f in files:
-        if f.is_dir():
-            found = sorted(
-                p
-                for p in f.rglob("*")
-                if p.is_file() and not p.name.startswith(".") and file_modality(p.name)
-            )
-            if not found:
-                raise ConfigError(f"{f}: no image, audio, video or text files found")
-            out.extend(found)
-        else:
-            out.append(f)
-    return out

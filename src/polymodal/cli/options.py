@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 from polymodal.errors import ConfigError
 from polymodal.modality import Modality
 
@@ -39,4 +42,24 @@ def parse_encoders(items: list[str] | None) -> dict[Modality, str]:
             out[Modality(key.lower())] = value
         except ValueError:
             raise ConfigError(f"--encoder {key}={value}: {key!r} is not a modality") from None
+    return out
+
+
+def expand_folders(files: list[Path], handled: Callable[[str], object], kinds: str) -> list[Path]:
+    """Files as given (unreadable ones too: the verb reports them); each folder replaced by the
+    files under it whose names ``handled`` accepts, sorted, hidden ones skipped. A folder with
+    none is an error naming it and the ``kinds`` looked for."""
+    out: list[Path] = []
+    for f in files:
+        if not f.is_dir():
+            out.append(f)
+            continue
+        found = sorted(
+            p
+            for p in f.rglob("*")
+            if p.is_file() and not p.name.startswith(".") and handled(p.name)
+        )
+        if not found:
+            raise ConfigError(f"{f}: no {kinds} files found")
+        out.extend(found)
     return out
