@@ -122,7 +122,30 @@ def test_eval_zeroshot_prints_accuracy_with_an_interval(
     n, acc, low, high = int(m[1]), float(m[2]), float(m[3]), float(m[4])
     assert n == N - 1 and low <= acc <= high
     assert acc > 20.0  # chance is 10%; these are mostly training rows
-    assert "1 rows skipped" in res.stderr
+    assert "1 of 240 rows skipped" in res.stderr and "img/gone.png: file not found" in res.stderr
+
+
+def test_eval_zeroshot_whole_number_labels_with_a_blank(
+    aligned: tuple[Path, str], table: Path, tmp_path: Path
+) -> None:
+    """pandas reads an integer column with a blank as floats: the classes stay "3", not "3.0"."""
+    out, _ = aligned
+    frame = pd.read_csv(table).head(40)
+    frame["image"] = [str(table.parent / p) for p in frame["image"]]
+    frame["number"] = [WORDS.index(w) for w in frame["digit"]]
+    frame.loc[3, "number"] = None
+    frame.to_csv(tmp_path / "numbers.csv", index=False)
+    res = run(
+        "eval", "zeroshot", str(tmp_path / "numbers.csv"), "--label", "number", "--column",
+        "image", "--alignment", str(out), "--base", "/", "--transductive", "-q",
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert "zero-shot accuracy on 38 rows (10 classes)" in res.stdout  # a blank, a missing file
+    assert re.search(r"^  3 +[\d.]+%", res.stdout, re.M) and ".0 " not in res.stdout
+    # 38 rows are too few to transduce over 10 labels: the headline must not claim it did
+    assert "transductive zero-shot accuracy" not in res.stdout
+    assert "inputs per label" in res.stderr
+    assert "row 3: no label" not in res.stderr and ": no label" in res.stderr
 
 
 def test_eval_retrieval_prints_recall_both_ways(aligned: tuple[Path, str], table: Path) -> None:
@@ -136,6 +159,80 @@ def test_eval_retrieval_prints_recall_both_ways(aligned: tuple[Path, str], table
     assert re.search(r"image -> caption: R@1 [\d.]+% \[[\d.]+, [\d.]+\], R@5", res.stdout)
     assert re.search(r"caption -> image: R@1", res.stdout)
     assert "2 of 240 pairs skipped" in res.stderr and "row 7: column 'image'" in res.stderr
+
+
+def test_eval_retrieval_refuses_k_below_one_and_leaves_out_trivial_k(
+    aligned: tuple[Path, str], table: Path
+) -> None:
+    out, _ = aligned
+    res = run("eval", "retrieval", str(table), "--a", "image", "--b", "caption", "-k", "0")
+    assert res.returncode == 2 and "-k must be at least 1" in res.stderr
+    res = run(
+        "eval", "retrieval", str(table), "--a", "image", "--b", "caption",
+        "--alignment", str(out), "-k", "1", "-k", "10", "-q",
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    # ten digit words are ten answers: every caption is within the first ten
+    assert "R@10 left out: with 10 distinct answers" in res.stdout
+    assert not re.search(r"R@10 [\d.]+%", res.stdout)
+
+
+def test_classify_fails_when_no_file_can_be_read(table: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not a png")
+    res = run("classify", str(bad), "--labels", "cat,dog", "-q")
+    assert res.returncode == 1
+    assert "skipped" in res.stderr and "none of the 1 files could be read" in res.stderr
+
+
+def test_classify_refuses_two_spaces(clip: Path, table: Path) -> None:
+    res = run(
+        "classify", str(table.parent / "img" / "0.png"), "--labels", "a,b",
+        "--clip", str(clip), "--alignment", "conse",
+    )  # fmt: skip
+    assert res.returncode == 2 and "give one of them" in res.stderr
+
+
+def test_align_checks_options_and_output_before_any_work(table: Path, tmp_path: Path) -> None:
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    res = run("align", str(table), "--a", "image", "--b", "caption", "-o", str(a_file))
+    assert res.returncode == 2 and "is a file" in res.stderr
+    for option, message in ((["--loss", "foo"], "siglip"), (["--lock", "x"], "--lock must be")):
+        res = run(
+            "align", str(table), "--a", "image", "--b", "caption", "-o", str(tmp_path / "o"),
+            *option,
+        )  # fmt: skip
+        assert res.returncode == 2 and message in res.stderr, res.stderr
+        assert "embed" not in res.stderr  # refused before any embedding
+
+
+def test_align_lists_every_skipped_row_when_none_is_left(table: Path, tmp_path: Path) -> None:
+    frame = pd.DataFrame({"image": [f"img/gone{i}.png" for i in range(8)], "caption": ["x"] * 8})
+    frame.to_csv(table.parent / "allgone.csv", index=False)
+    out = tmp_path / "o"
+    res = run("align", str(table.parent / "allgone.csv"), "--a", "image", "--b", "caption",
+              "-o", str(out), "-q")  # fmt: skip
+    assert res.returncode == 2 and "at least 2 training pairs" in res.stderr
+    assert pd.read_csv(out / "skipped.csv")["row"].tolist() == list(range(8))
+
+
+def test_eval_retrieval_through_a_fine_tuned_side(table: Path, clip: Path, tmp_path: Path) -> None:
+    """An alignment that fine-tuned an encoder embeds the cells through it (cached vectors are
+    the frozen encoder's)."""
+    out = tmp_path / "tuned"
+    res = run(
+        "align", str(table), "--a", "image", "--b", "caption", "-o", str(out),
+        "--a-encoder", str(clip), "--b-encoder", str(clip), "--unfreeze", "1",
+        "--epochs", "2", "-q",
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    res = run(
+        "eval", "retrieval", str(table), "--a", "image", "--b", "caption",
+        "--alignment", str(out), "-q",
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert re.search(r"image -> caption: R@1 [\d.]+%", res.stdout)
 
 
 def test_align_text_with_text(table: Path, clip: Path, tmp_path: Path) -> None:

@@ -148,6 +148,7 @@ def retrieval_metrics(
     mean_r1 = 0.5 * float(np.mean(r_ab == 1) + np.mean(r_ba == 1))
     return {
         "n": len(a),
+        "gallery": len(np.unique(g)),  # distinct answers: R@K is 100% from here on
         "a_to_b": recall_at(r_ab, ks),
         "b_to_a": recall_at(r_ba, ks),
         "mean_R@1": mean_r1,
@@ -158,10 +159,26 @@ def format_metrics(
     metrics: dict[str, object], *, a: str = "a", b: str = "b", what: str = "held-out pairs"
 ) -> str:
     """Readable lines: how many of ``what`` were scored, then R@K with intervals each way."""
+    gallery = int(metrics.get("gallery", metrics["n"]))  # type: ignore[call-overload]
     lines = [f"{metrics['n']} {what}"]
+    trivial: list[str] = []
     for key, label in (("a_to_b", f"{a} -> {b}"), ("b_to_a", f"{b} -> {a}")):
         part = metrics[key]
         assert isinstance(part, dict)
-        cells = [f"{k} {v}" for k, v in part.items() if isinstance(v, Estimate)]
-        lines.append(f"  {label}: " + ", ".join(cells) + f", median rank {part['median_rank']:g}")
+        cells = []
+        for k, v in part.items():
+            if not isinstance(v, Estimate):
+                continue
+            if int(k.removeprefix("R@")) >= gallery:
+                if k not in trivial:
+                    trivial.append(k)
+                continue
+            cells.append(f"{k} {v}")
+        cells.append(f"median rank {part['median_rank']:g}")
+        lines.append(f"  {label}: " + ", ".join(cells))
+    if trivial:
+        lines.append(
+            f"  ({', '.join(trivial)} left out: with {gallery} distinct answers every "
+            "query finds its own within them)"
+        )
     return "\n".join(lines)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
 import typer
 
@@ -40,13 +40,19 @@ def align(
     quiet: bool = typer.Option(False, "-q", help="No progress bars."),
 ) -> None:
     """Train heads that put columns A and B in one space; rows missing a side are skipped."""
+    from polymodal.align.losses import build_loss
     from polymodal.align.retrieval import format_metrics
-    from polymodal.align.train import train_alignment
-    from polymodal.errors import ConfigError
+    from polymodal.align.train import Lock, train_alignment
+    from polymodal.errors import ConfigError, PolymodalError
 
     t0 = time.perf_counter()
     if a == b:
         raise ConfigError(f"--a and --b name the same column {a!r}: align two different columns")
+    # options and the output place are checked before minutes of embedding, not after
+    build_loss(loss)
+    if lock not in get_args(Lock):
+        raise ConfigError(f"--lock must be one of {', '.join(get_args(Lock))}, not {lock!r}")
+    check_output_folder(output)
     ds = load_pairs(pairs, a, b, base=base, column=column, encoding=encoding)
     cache = open_cache(cache_dir)
     encoders = {
@@ -59,23 +65,28 @@ def align(
         inputs = (cols[a][0], cols[b][0])
         skipped = skipped_rows(cols[a], cols[b])
     report_skipped(skipped, len(ds), what="pairs")
-    al, history = train_alignment(
-        inputs[0],
-        inputs[1],
-        a_encoder=encoders[a],
-        b_encoder=encoders[b],
-        loss=loss,
-        lock=lock,  # type: ignore[arg-type]
-        epochs=epochs,
-        patience=patience,
-        batch_size=batch_size,
-        lr=lr,
-        val_fraction=val_fraction,
-        unfreeze_blocks=unfreeze,
-        seed=seed,
-        checkpoint=output,
-        progress=not quiet,
-    )
+    try:
+        al, history = train_alignment(
+            inputs[0],
+            inputs[1],
+            a_encoder=encoders[a],
+            b_encoder=encoders[b],
+            loss=loss,
+            lock=lock,  # type: ignore[arg-type]
+            epochs=epochs,
+            patience=patience,
+            batch_size=batch_size,
+            lr=lr,
+            val_fraction=val_fraction,
+            unfreeze_blocks=unfreeze,
+            seed=seed,
+            checkpoint=output,
+            progress=not quiet,
+        )
+    except PolymodalError:
+        if skipped:  # the reasons matter most when too few pairs were left to train on
+            typer.echo(f"skipped rows and reasons: {write_skipped(skipped, output)}", err=True)
+        raise
     typer.echo(
         f"trained on {history.n_train} pairs, held out {history.n_val}; best epoch "
         f"{history.best_epoch} of {len(history.epochs)} ({history.seconds:.1f} s training)"
@@ -105,10 +116,23 @@ def write_skipped(skipped: list[tuple[int, str]], folder: Path) -> Path:
 
     from polymodal.atomic import atomic_output
 
+    folder.mkdir(parents=True, exist_ok=True)
     path = folder / "skipped.csv"
     with atomic_output(path) as tmp:
         pd.DataFrame(skipped, columns=["row", "problem"]).to_csv(tmp, index=False)
     return path
+
+
+def check_output_folder(output: Path) -> None:
+    """Refuse an output that is a file or cannot be made, before any work is done."""
+    from polymodal.errors import ConfigError
+
+    if output.exists() and not output.is_dir():
+        raise ConfigError(f"-o {output} is a file: the alignment is saved as a folder")
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"-o {output}: cannot create the folder ({err.strerror})") from None
 
 
 def load_pairs(

@@ -50,7 +50,8 @@ def main() -> None:
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     _register()
     try:
-        app(standalone_mode=False)
+        # standalone_mode=False hands back a typer.Exit code instead of exiting: pass it on
+        code = app(standalone_mode=False)
     except PolymodalError as err:
         print(f"polymodal: error: {err}", file=sys.stderr)
         sys.exit(2)
@@ -65,6 +66,8 @@ def main() -> None:
         if isinstance(err, click.exceptions.Exit):
             sys.exit(err.exit_code)
         raise
+    if isinstance(code, int) and code:
+        sys.exit(code)
 
 
 if __name__ == "__main__":

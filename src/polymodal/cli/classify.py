@@ -55,7 +55,7 @@ def classify(
     names = check_labels(labels)  # before any model loads: a bad list fails fast
     paths = expand_folders(files, modality_of_path, "image, audio or video")
     modality = files_modality(paths)
-    space = load_space(clip or alignment, modality)
+    space = load_space(alignment, clip, modality)
     zs = ZeroShotClassifier(
         names, template or None, alignment=space, modality=modality, expand_labels=expand_labels
     )
@@ -67,6 +67,7 @@ def classify(
         typer.echo(f"skipped {s.path or paths[s.row]}: {s.problem}", err=True)
     rows = col.present.nonzero()[0]
     if len(rows) == 0:
+        typer.echo(f"none of the {len(paths)} files could be read", err=True)
         raise typer.Exit(1)
     probs = probabilities(zs, col, rows, [str(p) for p in paths], transductive=transductive)
     k = min(top, len(names))
@@ -98,10 +99,16 @@ def files_modality(paths: list[Path]) -> Modality:
     return kinds.pop() if kinds else Modality.IMAGE
 
 
-def load_space(spec: str | Path, modality: Modality) -> Space:
+def load_space(alignment: str, clip: Path | None, modality: Modality) -> Space:
+    """The space ``--alignment`` or ``--clip`` names; both at once is refused, not guessed."""
     from polymodal.align.zeroshot import resolve_space
+    from polymodal.errors import ConfigError
 
-    return resolve_space(str(spec), modality)
+    if clip is not None and alignment != "default":
+        raise ConfigError(
+            f"--clip {clip} and --alignment {alignment} both name a space: give one of them"
+        )
+    return resolve_space(str(clip or alignment), modality)
 
 
 def probabilities(

@@ -64,7 +64,7 @@ def describe(
     summary = ", ".join(f"{counts[k]} {k}" for k in ("ok", "empty", "error") if counts[k])
     typer.echo(f"described {len(paths)} files: {summary}", err=True)
     if counts["error"] == len(paths):
-        raise SystemExit(1)  # typer.Exit would be swallowed: the app runs standalone_mode=False
+        raise typer.Exit(1)
 
 
 def render(d: Description) -> str:

@@ -12,7 +12,11 @@ import typer
 from polymodal.cli.classify import ALIGNMENT_HELP, EXPAND_HELP, TRANSDUCTIVE_HELP
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from polymodal.align.zeroshot import Space
+    from polymodal.cache.embed import EmbedReport
+    from polymodal.data.dataset import Dataset
     from polymodal.data.schema import Schema
     from polymodal.modality import Modality
 
@@ -39,6 +43,7 @@ def zeroshot(
 ) -> None:
     """Zero-shot accuracy on a labelled set: each row's media against every class name."""
     from polymodal.align.retrieval import proportion
+    from polymodal.align.transductive import enough_inputs
     from polymodal.align.zeroshot import ZeroShotClassifier, check_labels, media_encoder
     from polymodal.cli.align import embed_column, open_cache
     from polymodal.cli.classify import load_space, probabilities
@@ -49,15 +54,14 @@ def zeroshot(
     t0 = time.perf_counter()
     ds = load_dataset(data, base=base, exclude=[label], encoding=encoding)
     name = _media_column(ds.schema, column)
-    truth = ds.frame[label]
-    has_label = truth.notna() & (truth.astype(str).str.strip() != "")
-    truth = truth.astype(str).str.strip()
+    truth = class_names(ds.frame[label])
+    has_label = truth != ""
     names = check_labels(labels) if labels else check_labels(sorted(set(truth[has_label])))
     unknown = sorted(set(truth[has_label]) - set(names))
     if unknown:
         raise ConfigError(f"label column {label!r} holds classes not in --labels: {unknown[:5]}")
     modality = ds.schema.modality(name)
-    space = load_space(clip or alignment, modality)
+    space = load_space(alignment, clip, modality)
     zs = ZeroShotClassifier(
         names, template or None, alignment=space, modality=modality, expand_labels=expand_labels
     )
@@ -65,8 +69,9 @@ def zeroshot(
         ds, name, media_encoder(space, zs.side), open_cache(cache_dir), quiet
     )
     use = col.present & has_label.to_numpy()
-    n_skipped = len(ds) - int(use.sum())
+    skipped = _zeroshot_skipped(ds.frame[name], has_label.to_numpy(), col.present, report)
     if not use.any():
+        _report_skipped(skipped, len(ds))
         raise ConfigError("no row has both a usable file and a label")
     values = [
         str(resolve_path(v, ds.base)) if u else "" for v, u in zip(ds.frame[name], use, strict=True)
@@ -75,19 +80,14 @@ def zeroshot(
     pred = np.array(names)[probs.argmax(axis=1)]
     actual = truth.to_numpy()[use]
     acc = proportion(int((pred == actual).sum()), len(actual))
-    how = "transductive " if transductive else ""
+    how = "transductive " if transductive and enough_inputs(len(actual), len(names)) else ""
     typer.echo(f"{how}zero-shot accuracy on {len(actual)} rows ({len(names)} classes): {acc}")
     typer.echo(f"  chance {1 / len(names):.1%}; templates: {' | '.join(zs.templates)}")
     for cls in names:
         mask = actual == cls
         if mask.any():
             typer.echo(f"  {cls:<20} {proportion(int((pred[mask] == cls).sum()), int(mask.sum()))}")
-    if n_skipped:
-        typer.echo(
-            f"{n_skipped} rows skipped (no label, or the file missing or unreadable)", err=True
-        )
-        for s in report.skipped[:5]:
-            typer.echo(f"  row {s.row}: {s.problem}", err=True)
+    _report_skipped(skipped, len(ds))
     typer.echo(f"done in {time.perf_counter() - t0:.1f} s", err=True)
 
 
@@ -121,10 +121,13 @@ def retrieval(
 
     if a == b:
         raise ConfigError(f"--a and --b name the same column {a!r}")
+    ks = tuple(k or (1, 5, 10))
+    if min(ks) < 1:
+        raise ConfigError(f"-k must be at least 1 (Recall@K counts the first K), got {min(ks)}")
     ds = load_pairs(pairs, a, b, base=base, column=column, encoding=encoding)
     mods = {name: ds.schema.modality(name) for name in (a, b)}
     media = next((m for m in mods.values() if m != Modality.TEXT), Modality.TEXT)
-    space = load_space(clip or alignment, media)
+    space = load_space(alignment, clip, media)
     sides = _sides(space, mods[a], mods[b])
     cache = open_cache(cache_dir)
     cols = {
@@ -135,12 +138,77 @@ def retrieval(
     use = cols[a][0].present & cols[b][0].present
     if use.sum() < 2:
         raise ConfigError(f"{int(use.sum())} rows have both columns: retrieval needs at least 2")
-    za = space.embed(sides[0], cols[a][0].pooled[use])
-    zb = space.embed(sides[1], cols[b][0].pooled[use])
-    values = ds.frame.loc[use, [a, b]].astype(str)
-    groups = duplicate_groups(values[a].tolist(), values[b].tolist())
-    metrics = retrieval_metrics(za, zb, ks=tuple(k or (1, 5, 10)), groups=groups)
+    z = [
+        _space_vectors(space, side, ds, name, cols[name][0].pooled, use)
+        for name, side in zip((a, b), sides, strict=True)
+    ]
+    # as in training: rows whose frozen vectors are equal (the same file under two names,
+    # the same caption) are one answer
+    groups = duplicate_groups(cols[a][0].pooled[use], cols[b][0].pooled[use])
+    metrics = retrieval_metrics(z[0], z[1], ks=ks, groups=groups)
     typer.echo(format_metrics(metrics, a=a, b=b, what="pairs"))
+
+
+def _space_vectors(
+    space: Space, side: str, ds: Dataset, name: str, pooled: np.ndarray, use: np.ndarray
+) -> np.ndarray:
+    """Unit vectors of the used rows of one column: from its cached frozen vectors, or, where
+    the alignment fine-tuned that side's encoder, through that encoder from the cells."""
+    if side not in getattr(space, "tuned", {}):
+        return space.embed(side, pooled[use])
+    from polymodal.data.paths import resolve_path
+    from polymodal.modality import Modality
+
+    cells = [str(v) for v in ds.frame[name].to_numpy()[use]]
+    if ds.schema.modality(name) != Modality.TEXT:  # decoded directly, so resolved here
+        cells = [str(resolve_path(c, ds.base)) for c in cells]
+    return space.encode_values(side, cells, base=ds.base)
+
+
+def class_names(column: pd.Series) -> pd.Series:
+    """The label column as class-name strings, "" where absent. Whole numbers read as floats
+    (pandas does that to an integer column with a blank) stay "3", not "3.0"."""
+    import pandas as pd
+
+    present = column.notna()
+    if pd.api.types.is_float_dtype(column) and present.any():
+        values = column[present]
+        if bool((values == values.round()).all()):
+            return column.map(lambda v: "" if pd.isna(v) else str(int(v)))
+    return column.map(lambda v: "" if pd.isna(v) else str(v).strip())
+
+
+def _zeroshot_skipped(
+    media: pd.Series, has_label: np.ndarray, present: np.ndarray, report: EmbedReport
+) -> list[tuple[str, str]]:
+    """(where, why) of every row left out: named by its file when it has one, else its row."""
+    unreadable = {s.row: s.problem for s in report.skipped}
+    out = []
+    for row, (value, labelled, ok) in enumerate(zip(media, has_label, present, strict=True)):
+        if labelled and ok:
+            continue
+        where = f"row {row}" if not isinstance(value, str) or not value.strip() else value
+        if not ok:
+            out.append((where, unreadable.get(row, "no file")))
+        else:
+            out.append((where, "no label"))
+    return out
+
+
+def _report_skipped(skipped: list[tuple[str, str]], total: int, most: int = 20) -> None:
+    """Every skipped row and why, up to ``most`` lines, then a count by reason."""
+    if not skipped:
+        return
+    typer.echo(f"{len(skipped)} of {total} rows skipped", err=True)
+    for where, why in skipped[:most]:
+        typer.echo(f"  {where}: {why}", err=True)
+    if len(skipped) > most:
+        from collections import Counter
+
+        rest = Counter(why.split(":")[0] for _, why in skipped[most:])
+        typer.echo(
+            "  and " + ", ".join(f"{n} more {why}" for why, n in rest.most_common()), err=True
+        )
 
 
 def _media_column(schema: Schema, column: str | None) -> str:
