@@ -1,10 +1,13 @@
-"""Write files so that a kill at any moment leaves the old file or the new one, never half."""
+"""Write files (and folders of files) so that a kill at any moment leaves the old or the new, never
+half of one or a mix of both."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,6 +39,50 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically."""
     with atomic_output(path) as tmp:
         tmp.write_bytes(data)
+
+
+@contextlib.contextmanager
+def atomic_folder(path: str | Path) -> Iterator[Path]:
+    """Yield a fresh empty folder beside ``path``; on success put it in place of ``path`` whole.
+
+    Its files are fsynced first, then :func:`replace_dir` swaps it in. On any exception the
+    temporary folder is removed and ``path`` is untouched. A symlink at ``path`` is followed, so
+    the link stays and the folder it names is replaced; a file at ``path`` is refused
+    (NotADirectoryError) rather than replaced.
+    """
+    target = Path(path)
+    if target.is_symlink():
+        target = target.resolve()
+    if target.exists() and not target.is_dir():
+        raise NotADirectoryError(f"{target} is a file, not a folder")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        # mkdtemp creates 0700; give the folder the mode a plain mkdir() would have.
+        os.chmod(tmp, 0o777 & ~_umask())
+        yield tmp
+        for root, _, files in os.walk(tmp):
+            for name in files:
+                with open(os.path.join(root, name), "rb") as f:
+                    os.fsync(f.fileno())
+            _fsync_dir(Path(root))
+        replace_dir(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def replace_dir(new: Path, target: Path) -> None:
+    """Put folder ``new`` at ``target``: an existing ``target`` is renamed aside, ``new`` renamed
+    in, then the old one removed. A kill between the two renames leaves the old folder whole under
+    its aside name (``.NAME.old-*``), never a mix of old and new files."""
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.old-{os.getpid()}-{time.time_ns()}")
+        os.replace(target, old)
+    os.replace(new, target)
+    _fsync_dir(target.parent)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _umask() -> int:

@@ -10,10 +10,8 @@ added later have defaults, so older folders keep loading.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +19,7 @@ import numpy as np
 from torch import nn
 
 import polymodal
+from polymodal.atomic import replace_dir
 from polymodal.encoders.tabular import TabularPreprocessor
 from polymodal.errors import ConfigError
 from polymodal.predict.reduce import SlotReducer
@@ -59,7 +58,7 @@ def write_model(
             from safetensors.numpy import save_file
 
             save_file(reducer.arrays(), str(tmp / REDUCER), metadata={"rank": str(reducer.rank)})
-        _replace_dir(tmp, target)
+        replace_dir(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
@@ -124,14 +123,3 @@ def json_safe(value: Any) -> Any:
     if isinstance(value, float) and not np.isfinite(value):
         return None
     return value
-
-
-def _replace_dir(new: Path, target: Path) -> None:
-    """Put ``new`` at ``target``; an existing ``target`` is renamed aside first, then removed."""
-    old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{os.getpid()}-{time.time_ns()}")
-        os.replace(target, old)
-    os.replace(new, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
