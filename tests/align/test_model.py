@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
-from polymodal.align.model import Alignment, Side, is_alignment_folder
+from polymodal.align.model import Alignment, Side, has_alignment_weights, is_alignment_folder
 from polymodal.align.train import train_alignment
 from polymodal.cache.embed import ColumnEmbeddings
 from polymodal.cache.store import EmbeddingCache
@@ -164,3 +166,91 @@ def test_fine_tuned_encoder_round_trips_through_encode_values(
         __import__("torch").from_numpy(np.stack([e.pooled for e in image.encode(items[:4])]))
     )
     assert not np.allclose(frozen.detach().numpy(), before, atol=1e-4)
+
+
+def test_a_relative_encoder_folder_is_recorded_absolute(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from polymodal.align.zeroshot import two_tower_alignment
+    from tests.encoders.test_huggingface import clip_folder
+
+    clip = clip_folder(tmp_path / "tinyclip")
+    monkeypatch.chdir(tmp_path)
+    trained = two_tower_alignment("./tinyclip", Modality.IMAGE)
+    trained.save("al")
+    z = trained.encode_values("text", ["a cat"], cache=EmbeddingCache(None))
+    config = json.loads((tmp_path / "al" / "config.json").read_text())
+    assert config["sides"]["a"]["encoder"] == str(clip.resolve())
+    assert config["sides"]["b"]["encoder"] == str(clip.resolve())
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # "tinyclip" names nothing here
+    loaded = Alignment.load(tmp_path / "al")
+    image = loaded.a.build_encoder()  # the same weights, found by their absolute folder
+    np.testing.assert_allclose(
+        loaded.encode_values("text", ["a cat"], cache=EmbeddingCache(None)), z, atol=1e-6
+    )
+    with pytest.raises(ConfigError, match="trained on encoder"):
+        loaded.b.check(image)  # the other tower of the same folder is still refused
+
+
+def test_a_kill_while_writing_the_config_leaves_the_old_alignment_whole(
+    trained: Alignment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = trained.save(tmp_path / "al")
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    other = Alignment.load(folder)
+    with torch.no_grad():
+        for p in other.heads.parameters():
+            p.add_(1.0)  # other weights: a mix would show
+    other.record["epoch"] = 7
+    real_open = Path.open
+
+    def killed(self: Path, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+        if "w" in mode and "config.json" in self.name:
+            raise KeyboardInterrupt("killed while writing config.json")
+        return real_open(self, mode, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", killed)
+    with pytest.raises(KeyboardInterrupt):
+        other.save(folder)
+    monkeypatch.undo()
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    assert [p.name for p in tmp_path.iterdir()] == ["al"]  # no temporary folder left
+    other.save(folder)  # and a save that finishes replaces both files
+    assert Alignment.load(folder).record["epoch"] == 7
+    assert [p.name for p in tmp_path.iterdir()] == ["al"]
+
+
+def test_save_refuses_a_file_or_a_foreign_folder(trained: Alignment, tmp_path: Path) -> None:
+    (tmp_path / "out").write_text("notes")
+    with pytest.raises(ConfigError, match=r"out is a file"):
+        trained.save(tmp_path / "out")
+    foreign = tmp_path / "project"
+    foreign.mkdir()
+    (foreign / "data.csv").write_text("a,b\n")
+    with pytest.raises(ConfigError, match="is not a saved alignment"):
+        trained.save(foreign)
+    assert [p.name for p in foreign.iterdir()] == ["data.csv"]
+    (tmp_path / "empty").mkdir()
+    assert is_alignment_folder(trained.save(tmp_path / "empty"))
+
+
+def test_weights_that_do_not_fit_the_config_say_how(trained: Alignment, tmp_path: Path) -> None:
+    folder = trained.save(tmp_path / "al")
+    config = json.loads((folder / "config.json").read_text())
+    config["heads"]["a"]["hidden"] = 40
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ConfigError, match=r"does not match its config: size mismatch for .*48"):
+        Alignment.load(folder)
+
+
+def test_alignment_weights_without_their_config_are_a_damaged_alignment(
+    trained: Alignment, tmp_path: Path
+) -> None:
+    folder = trained.save(tmp_path / "al")
+    (folder / "config.json").unlink()
+    assert not is_alignment_folder(folder) and has_alignment_weights(folder)
+    with pytest.raises(ConfigError, match=r"damaged polymodal alignment.*config\.json is missing"):
+        Alignment.load(folder)
+    assert not has_alignment_weights(tmp_path)

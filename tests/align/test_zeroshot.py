@@ -234,3 +234,15 @@ def test_shipped_image_alignment_mixes_conse_as_recorded() -> None:
     assert np.abs(mixed - trained).max() > 1e-2  # the mix really changes the vectors
     # Shipped prompts are generic: no data set's words in them.
     assert not any("clothing" in t for t in al.record["templates"])
+
+
+def test_an_alignment_folder_missing_its_config_is_called_damaged(
+    digit_alignment: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    folder = Path(shutil.copytree(digit_alignment, tmp_path / "aligned"))
+    (folder / "config.json").unlink()
+    with pytest.raises(ConfigError, match="damaged polymodal alignment") as err:
+        ZeroShotClassifier(list(WORDS), ["{}"], alignment=folder, expand_labels=False)
+    assert "Hugging Face" not in str(err.value)

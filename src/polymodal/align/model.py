@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from polymodal.align.heads import ProjectionHead
-from polymodal.atomic import atomic_output, atomic_write_bytes
+from polymodal.atomic import atomic_folder
 from polymodal.errors import ConfigError, InputError
 from polymodal.formats import read_format_config
 from polymodal.modality import Modality
@@ -87,7 +87,7 @@ class Side:
 
     def check(self, encoder: Encoder) -> None:
         """Raise ConfigError unless ``encoder`` produces the vectors this side was trained on."""
-        if self.cache_id and encoder.info.cache_id != self.cache_id:
+        if self.cache_id and not self.same_vectors(encoder.info.cache_id):
             raise ConfigError(
                 f"this alignment was trained on encoder {self.cache_id} "
                 f"({self.encoder or 'unnamed'}), not {encoder.info.cache_id}: its head cannot "
@@ -98,6 +98,22 @@ class Side:
                 f"encoder {encoder.info.name} gives {encoder.info.width}-d vectors; "
                 f"this alignment's head takes {self.width}-d"
             )
+
+    def same_vectors(self, cache_id: str) -> bool:
+        """True when ``cache_id`` names the vectors this side was trained on.
+
+        A folder encoder's id starts with the folder as it was given ("tinyclip:image@..."), so
+        loading the same folder by another spelling (absolute, from another working folder)
+        changes only that part: then the tower, weights checksum and preprocessing decide.
+        """
+        if cache_id == self.cache_id:
+            return True
+        if not (self.cache_id and self.encoder and Path(self.encoder).is_absolute()):
+            return False
+        name, _, tail = cache_id.rpartition("@")
+        recorded, _, recorded_tail = self.cache_id.rpartition("@")
+        tower = f":{self.modality}"
+        return tail == recorded_tail and name.endswith(tower) == recorded.endswith(tower)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -127,7 +143,10 @@ def encoder_spec(encoder: Encoder) -> str:
         return info.name
     if info.source.kind == "random" and info.name.removesuffix("-tiny") in names:
         return info.name.removesuffix("-tiny")
-    if info.source.kind in ("folder", "hub"):
+    if info.source.kind == "folder":
+        # a relative folder would name another folder (or none) once loaded from elsewhere
+        return str(Path(info.source.location).expanduser().resolve())
+    if info.source.kind == "hub":
         return info.source.location
     return info.name
 
@@ -267,7 +286,7 @@ class Alignment(nn.Module):
     def _pooled(self, name: SideName, embeddings: np.ndarray | ColumnEmbeddings) -> np.ndarray:
         side = self.sides[name]
         if not isinstance(embeddings, np.ndarray):
-            if side.cache_id and embeddings.encoder != side.cache_id:
+            if side.cache_id and not side.same_vectors(embeddings.encoder):
                 raise ConfigError(
                     f"column {embeddings.column!r} was embedded by {embeddings.encoder}, but "
                     f"this alignment's side {name} was trained on {side.cache_id}"
@@ -358,11 +377,16 @@ class Alignment(nn.Module):
         }
 
     def save(self, folder: str | Path) -> Path:
-        """Write ``config.json`` and ``model.safetensors`` into ``folder`` (each atomically)."""
+        """Write ``config.json`` and ``model.safetensors`` into ``folder``, as one unit.
+
+        Both go into a fresh sibling folder that then replaces ``folder`` whole, so a kill (save
+        runs as the checkpoint at every improving epoch) never leaves a config beside weights of
+        another epoch. Only an empty folder or a saved alignment is replaced.
+        """
         from safetensors.torch import save_file
 
-        out = Path(folder)
-        out.mkdir(parents=True, exist_ok=True)
+        out = Path(folder).expanduser()
+        _check_replaceable(out)
         tensors = {
             f"heads.{k}": v.detach().contiguous().clone()
             for k, v in self.heads.state_dict().items()
@@ -370,10 +394,10 @@ class Alignment(nn.Module):
         for name, module in self.tuned.items():
             for k, v in module.state_dict().items():
                 tensors[f"tuned.{name}.{k}"] = v.detach().contiguous().clone()
-        with atomic_output(out / WEIGHTS_FILE) as tmp:
-            save_file(tensors, str(tmp), metadata={"format": FORMAT})
         text = json.dumps(self.config(), indent=2, default=_json_default) + "\n"
-        atomic_write_bytes(out / CONFIG_FILE, text.encode("utf-8"))
+        with atomic_folder(out) as tmp:
+            save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"format": FORMAT})
+            (tmp / CONFIG_FILE).write_text(text, encoding="utf-8")
         return out
 
     @classmethod
@@ -453,8 +477,46 @@ def is_alignment_folder(folder: str | Path) -> bool:
         return False
 
 
+def has_alignment_weights(folder: str | Path) -> bool:
+    """True when ``folder`` holds a ``model.safetensors`` that :meth:`Alignment.save` wrote (its
+    metadata names the format, or it holds both heads): an alignment even without config.json."""
+    path = Path(folder).expanduser() / WEIGHTS_FILE
+    if not path.is_file():
+        return False
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="np") as f:
+            if (f.metadata() or {}).get("format") == FORMAT:
+                return True
+            keys = list(f.keys())
+    except (SafetensorError, OSError, ValueError):
+        return False
+    return all(any(k.startswith(f"heads.{s}.") for k in keys) for s in SIDES)
+
+
+def _check_replaceable(out: Path) -> None:
+    """Refuse to save over a file, the working folder, or a folder holding something else."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out} is a file: an alignment is saved as a folder; give another path")
+    if not out.is_dir():
+        return
+    if Path.cwd().resolve().is_relative_to(out.resolve()):
+        raise ConfigError(f"{out} is the working folder (or holds it): save into a new folder")
+    if any(out.iterdir()) and not (is_alignment_folder(out) or has_alignment_weights(out)):
+        raise ConfigError(
+            f"{out} exists and is not a saved alignment: saving would replace what it holds; "
+            "give a new or empty folder"
+        )
+
+
 def read_config(root: Path) -> dict[str, Any]:
     """The alignment's config.json, checked for format and version."""
+    if not (root / CONFIG_FILE).is_file() and has_alignment_weights(root):
+        raise ConfigError(
+            f"{root} is a damaged polymodal alignment: its {WEIGHTS_FILE} is there but its "
+            f"{CONFIG_FILE} is missing (an interrupted copy?); copy or train it again"
+        )
     return read_format_config(
         root, CONFIG_FILE, fmt=FORMAT, version=FORMAT_VERSION, what="alignment"
     )
@@ -464,8 +526,11 @@ def _load_state(module: nn.Module, state: dict[str, torch.Tensor], root: Path) -
     try:
         module.load_state_dict(state, strict=True)
     except RuntimeError as err:
-        first = str(err).strip().splitlines()[0]
-        raise ConfigError(f"{root / WEIGHTS_FILE} does not match its config: {first}") from None
+        # torch's first line only names the module ("Error(s) in loading state_dict for
+        # ProjectionHead:"); the first line after it says what does not fit.
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        detail = lines[1] if len(lines) > 1 else (lines[0] if lines else type(err).__name__)
+        raise ConfigError(f"{root / WEIGHTS_FILE} does not match its config: {detail}") from None
 
 
 def _json_default(value: Any) -> Any:

@@ -287,9 +287,10 @@ def resolve_space(spec: Space | str | Path | None, modality: Modality | str | No
             f"alignment {key!r} is not 'default', 'conse', or a folder (an alignment saved "
             "by `polymodal align`, or a CLIP/CLAP checkpoint)"
         )
-    from polymodal.align.model import Alignment, is_alignment_folder
+    from polymodal.align.model import Alignment, has_alignment_weights, is_alignment_folder
 
-    if is_alignment_folder(folder):
+    # alignment weights without their config: Alignment.load says the folder is damaged
+    if is_alignment_folder(folder) or has_alignment_weights(folder):
         return Alignment.load(folder)
     return two_tower_alignment(folder, modality or Modality.IMAGE)
 
@@ -316,7 +317,7 @@ def two_tower_alignment(folder: str | Path, modality: Modality | str) -> Alignme
         ProjectionHead(width, width, lock=True),
         loss="clip-checkpoint",
         logit_scale=_checkpoint_logit_scale(Path(folder), Modality(modality)),
-        record={"checkpoint": str(folder)},
+        record={"checkpoint": str(Path(folder).expanduser().resolve())},
     )
 
 
