@@ -11,6 +11,7 @@ import pytest
 
 from polymodal.align.labels import (
     LabelNote,
+    check_distinct,
     expand_labels,
     label_phrases,
     label_senses,
@@ -20,6 +21,7 @@ from polymodal.align.labels import (
 )
 from polymodal.align.wordnet import WordNet, imagenet_synsets, load_wordnet
 from polymodal.align.zeroshot import ZeroShotClassifier, build_zero_shot_classifier
+from polymodal.errors import ConfigError
 
 
 @pytest.fixture(scope="module")
@@ -141,3 +143,21 @@ def test_without_wordnet_labels_stay_as_given(
     monkeypatch.setenv("POLYMODAL_WORDNET", str(tmp_path))
     with pytest.warns(LabelNote, match="wordnet-base"):
         assert expand_labels(["longsleeve", "dress"]) == [[("longsleeve", 1.0)], [("dress", 1.0)]]
+
+
+def test_labels_that_read_the_same_after_expansion_are_refused(wn: WordNet) -> None:
+    with pytest.raises(ConfigError, match=r"labels 'T_Shirt' and 't-shirt' mean the same"):
+        ZeroShotClassifier(["T_Shirt", "t-shirt"], ["{}"], alignment=WordSpace())
+    with pytest.raises(ConfigError, match=r"'tshirt' and 'T_Shirt' mean the same \('t-shirt'\)"):
+        expand_labels(["dress", "tshirt", "T_Shirt"])
+    # used as given they are different prompts, and the raw check alone applies
+    plain = ZeroShotClassifier(
+        ["T_Shirt", "t-shirt"], ["{}"], alignment=WordSpace(), expand_labels=False
+    )
+    assert plain.labels == ["T_Shirt", "t-shirt"]
+
+
+def test_check_distinct_compares_readable_names_ignoring_case() -> None:
+    check_distinct(["long_sleeve", "dress"], ["long sleeve", "dress"])
+    with pytest.raises(ConfigError, match=r"'long_sleeve' and 'Long-Sleeve' mean the same"):
+        check_distinct(["long_sleeve", "Long-Sleeve"], ["long sleeve", "Long Sleeve"])

@@ -20,6 +20,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from polymodal.align.wordnet import Synset, WordNet
+from polymodal.errors import ConfigError
 
 DEFAULT_WORDS = Path("/usr/share/dict/words")
 MIN_PART = 3
@@ -189,7 +190,8 @@ class LabelNote(UserWarning):
 def expand_labels(labels: Sequence[str]) -> list[list[tuple[str, float]]]:
     """Weighted phrases for each label: its readable name (:func:`readable_label`), then, with
     WordNet, its sense's gloss (:func:`label_phrases`). Without WordNet (Debian ``wordnet-base``)
-    it warns once and returns each label as it is, as zero-shot did before."""
+    it warns once and returns each label as it is, as zero-shot did before. Labels whose
+    readable names coincide ("T_Shirt", "t-shirt") are refused: they would be one class twice."""
     import warnings
 
     from polymodal.align.wordnet import load_wordnet, wordnet_folder
@@ -204,5 +206,20 @@ def expand_labels(labels: Sequence[str]) -> list[list[tuple[str, float]]]:
         )
         return [[(label, 1.0)] for label in labels]
     readable = [readable_label(label, wordnet=wordnet) for label in labels]
+    check_distinct(labels, readable)
     senses = label_senses(wordnet, readable)
     return [label_phrases(r, s) for r, s in zip(readable, senses, strict=True)]
+
+
+def check_distinct(labels: Sequence[str], readable: Sequence[str]) -> None:
+    """Raise ConfigError when two labels' readable names are the same (ignoring case)."""
+    seen: dict[str, tuple[str, str]] = {}
+    for label, name in zip(labels, readable, strict=True):
+        key = name.casefold()
+        if key in seen:
+            first, first_name = seen[key]
+            raise ConfigError(
+                f"labels {first!r} and {label!r} mean the same ({first_name!r}): "
+                "give distinct names"
+            )
+        seen[key] = (label, name)
