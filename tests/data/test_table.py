@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from polymodal.data.table import load_table
-from polymodal.errors import InputError
+from polymodal.errors import ConfigError, InputError
 
 
 def test_csv_parquet_jsonl_round_trip(tmp_path: Path) -> None:
@@ -52,3 +52,13 @@ def test_folder_becomes_table_with_class_and_split(tmp_path: Path) -> None:
     )
     assert set(frame["folder"]) == {"hat", "skirt"}
     assert set(frame["split"]) == {"train", "test"}
+
+
+def test_unknown_text_encoding_is_a_config_error(tmp_path: Path) -> None:
+    (tmp_path / "t.csv").write_text("text\na cat\n")
+    (tmp_path / "t.tsv").write_text("text\na cat\n")
+    (tmp_path / "t.jsonl").write_text('{"text": "a cat"}\n')
+    for name in ("t.csv", "t.tsv", "t.jsonl"):
+        with pytest.raises(ConfigError, match="unknown text encoding 'nope'"):
+            load_table(tmp_path / name, encoding="nope")
+    assert load_table(tmp_path / "t.csv", encoding="latin-1")["text"].tolist() == ["a cat"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import os
 from pathlib import Path
 
@@ -21,6 +22,7 @@ def load_table(source: str | Path | pd.DataFrame, *, encoding: str = "utf-8") ->
     """
     if isinstance(source, pd.DataFrame):
         return source.reset_index(drop=True)
+    _check_encoding(encoding)
     path = Path(source).expanduser()
     if path.is_dir():
         return table_from_folder(path)
@@ -50,6 +52,17 @@ def load_table(source: str | Path | pd.DataFrame, *, encoding: str = "utf-8") ->
     if frame.empty:
         raise InputError("the table has no rows", path=path)
     return frame.reset_index(drop=True)
+
+
+def _check_encoding(encoding: str) -> None:
+    # before any reading: pandas would raise a bare LookupError from deep inside its parser
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise ConfigError(
+            f"unknown text encoding {encoding!r}: give a Python codec name such as utf-8, "
+            "latin-1 or cp1252"
+        ) from None
 
 
 def _read_delimited(path: Path, *, sep: str, encoding: str) -> pd.DataFrame:
