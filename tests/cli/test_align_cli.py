@@ -198,6 +198,12 @@ def test_align_checks_options_and_output_before_any_work(table: Path, tmp_path: 
     a_file.write_text("x")
     res = run("align", str(table), "--a", "image", "--b", "caption", "-o", str(a_file))
     assert res.returncode == 2 and "is a file" in res.stderr
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me")
+    res = run("align", str(table), "--a", "image", "--b", "caption", "-o", str(foreign))
+    assert res.returncode == 2 and "is not a saved alignment" in res.stderr
+    assert (foreign / "notes.txt").read_text() == "keep me"
     for option, message in ((["--loss", "foo"], "siglip"), (["--lock", "x"], "--lock must be")):
         res = run(
             "align", str(table), "--a", "image", "--b", "caption", "-o", str(tmp_path / "o"),

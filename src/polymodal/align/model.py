@@ -386,7 +386,7 @@ class Alignment(nn.Module):
         from safetensors.torch import save_file
 
         out = Path(folder).expanduser()
-        _check_replaceable(out)
+        check_replaceable(out)
         tensors = {
             f"heads.{k}": v.detach().contiguous().clone()
             for k, v in self.heads.state_dict().items()
@@ -495,7 +495,7 @@ def has_alignment_weights(folder: str | Path) -> bool:
     return all(any(k.startswith(f"heads.{s}.") for k in keys) for s in SIDES)
 
 
-def _check_replaceable(out: Path) -> None:
+def check_replaceable(out: Path) -> None:
     """Refuse to save over a file, the working folder, or a folder holding something else."""
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{out} is a file: an alignment is saved as a folder; give another path")

@@ -124,11 +124,14 @@ def write_skipped(skipped: list[tuple[int, str]], folder: Path) -> Path:
 
 
 def check_output_folder(output: Path) -> None:
-    """Refuse an output that is a file or cannot be made, before any work is done."""
+    """Refuse an output that is a file, a folder holding something else, or cannot be made,
+    before any work is done."""
+    from polymodal.align.model import check_replaceable
     from polymodal.errors import ConfigError
 
-    if output.exists() and not output.is_dir():
-        raise ConfigError(f"-o {output} is a file: the alignment is saved as a folder")
+    if output.is_dir():
+        (output / "skipped.csv").unlink(missing_ok=True)  # ours, from an earlier run
+    check_replaceable(output)
     try:
         output.mkdir(parents=True, exist_ok=True)
     except OSError as err:
