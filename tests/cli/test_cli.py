@@ -93,3 +93,19 @@ def test_embed_writes_parquet_with_nulls_and_skipped_report(tmp_path: Path) -> N
     skipped = pd.read_csv(tmp_path / "emb.skipped.csv")
     assert skipped[["row", "column"]].values.tolist() == [[4, "photo"]]
     assert "1 cells skipped" in res.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["search", "x", "--db", ".", "-k", "abc"], "Invalid value for '-k'"),
+        (["search", "x", "--db", ".", "-k", "0"], "greater than or equal to 1"),
+        (["frobnicate"], "No such command"),
+        (["fit", "--bogus"], "No such option"),
+    ],
+)
+def test_usage_errors_are_click_messages_not_tracebacks(args: list[str], message: str) -> None:
+    # typer vendors its own click; its exceptions must still end as a usage message, exit 2
+    res = run(*args)
+    assert res.returncode == 2, res.stderr
+    assert message in res.stderr and "Traceback" not in res.stderr

@@ -57,15 +57,15 @@ def main() -> None:
         sys.exit(2)
     except typer.Abort:
         sys.exit(130)
-    except Exception as err:  # click usage errors carry their own exit codes
-        import click
-
-        if isinstance(err, click.exceptions.ClickException):
+    except Exception as err:  # usage errors carry their own exit codes
+        # Recent typer vendors its own click: its exceptions are not click's classes, so they
+        # are known by shape (a message that shows itself and an exit code), not by type.
+        code = getattr(err, "exit_code", None)
+        if not isinstance(code, int):
+            raise
+        if callable(getattr(err, "show", None)):
             err.show()
-            sys.exit(err.exit_code)
-        if isinstance(err, click.exceptions.Exit):
-            sys.exit(err.exit_code)
-        raise
+        sys.exit(code)
     if isinstance(code, int) and code:
         sys.exit(code)
 
