@@ -282,3 +282,11 @@ def test_damaged_table_files_are_a_clear_error(engine: SearchEngine) -> None:
         reopened.search(text="a dress")
     with pytest.raises(ConfigError, match="damaged"):
         reopened.index(progress=False)
+
+
+def test_text_that_is_not_utf8_is_skipped_not_fatal(engine: SearchEngine, collection: Path) -> None:
+    (collection / "latin1.txt").write_bytes("caf\xe9 au lait".encode("latin-1"))
+    report = engine.index(progress=False)
+    reasons = {s.path: s.reason for s in report.skipped}
+    assert reasons["latin1.txt"] == "not UTF-8 text (byte 3)"
+    assert "notes.txt" in _paths(engine, "image-text")  # the rest of the batch is indexed

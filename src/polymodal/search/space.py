@@ -168,7 +168,13 @@ def read_text_file(path: Path) -> str:
         raise InputError(f"cannot read: {err.strerror}", path=path) from None
     if b"\x00" in data:
         raise InputError("not a text file (it holds NUL bytes)", path=path)
-    text = data.decode("utf-8", errors="ignore" if len(data) == TEXT_FILE_MAX_BYTES else "strict")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        if len(data) == TEXT_FILE_MAX_BYTES and err.start >= len(data) - 3:
+            text = data[: err.start].decode("utf-8")  # a character cut by the size limit
+        else:
+            raise InputError(f"not UTF-8 text (byte {err.start})", path=path) from None
     if not text.strip():
         raise InputError("empty text file", path=path)
     return text
