@@ -91,3 +91,21 @@ def test_fit_reports_a_missing_label_column_in_one_line(tmp_path: Path) -> None:
     assert res.returncode == 2
     assert "label column 'price' is not in the table; its columns are: 'a', 'b'" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+def test_fit_refuses_a_foreign_output_folder_before_fitting(tmp_path: Path) -> None:
+    (tmp_path / "t.csv").write_text("a,label\n1,x\n2,y\n3,x\n4,y\n")
+    checkpoint = tmp_path / "bert"
+    checkpoint.mkdir()
+    (checkpoint / "config.json").write_text('{"model_type": "bert"}')
+    (checkpoint / "vocab.txt").write_text("[PAD]\n")
+    res = run("fit", str(tmp_path / "t.csv"), "--label", "label", "-o", str(checkpoint), "-q")
+    assert res.returncode == 2
+    assert f"{checkpoint} exists and is not a saved model" in res.stderr
+    assert "Traceback" not in res.stderr and "embeddings:" not in res.stderr  # refused first
+    assert sorted(p.name for p in checkpoint.iterdir()) == ["config.json", "vocab.txt"]
+
+    (tmp_path / "out").write_text("x")
+    res = run("fit", str(tmp_path / "t.csv"), "--label", "label", "-o", str(tmp_path / "out"))
+    assert res.returncode == 2
+    assert "out is a file, not a folder" in res.stderr and "Traceback" not in res.stderr

@@ -109,7 +109,8 @@ def test_save_replaces_a_model_but_not_a_foreign_folder(
     model, _ = fitted
     target = tmp_path / "m"
     model.save(target)
-    (target / "config.json").write_text("{}")  # an older save, to be replaced whole
+    old = {"format_version": 1, "polymodal_version": "0.0.1"}  # an older save, replaced whole
+    (target / "config.json").write_text(json.dumps(old))
     model.save(target)
     assert json.loads((target / "config.json").read_text())["format_version"] == 1
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp leftovers
@@ -119,6 +120,41 @@ def test_save_replaces_a_model_but_not_a_foreign_folder(
     with pytest.raises(ConfigError, match="not a saved model"):
         model.save(foreign)
     assert (foreign / "holiday.jpg").exists()
+
+
+def test_save_refuses_a_checkpoint_folder_that_merely_has_a_config_json(
+    fitted: tuple[Predictor, Path], tmp_path: Path
+) -> None:
+    model, _ = fitted
+    checkpoint = tmp_path / "bert"
+    checkpoint.mkdir()
+    (checkpoint / "config.json").write_text('{"model_type": "bert"}')
+    (checkpoint / "pytorch_model.bin").write_bytes(b"weights")
+    with pytest.raises(ConfigError, match=r"bert exists and is not a saved model \(no polymodal"):
+        model.save(checkpoint)
+    assert sorted(p.name for p in checkpoint.iterdir()) == ["config.json", "pytorch_model.bin"]
+    (tmp_path / "empty").mkdir()
+    model.save(tmp_path / "empty")  # an empty folder is fine
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ConfigError, match=r"file is a file, not a folder"):
+        model.save(tmp_path / "file")
+
+
+@pytest.mark.parametrize("name", ["tabular.json", "model.safetensors"])
+@pytest.mark.parametrize("damage", ["missing", "truncated"])
+def test_a_damaged_model_folder_is_a_config_error_naming_the_file(
+    fitted: tuple[Predictor, Path], tmp_path: Path, name: str, damage: str
+) -> None:
+    model, _ = fitted
+    model.save(tmp_path / "m")
+    file = tmp_path / "m" / name
+    if damage == "missing":
+        file.unlink()
+    else:
+        file.write_bytes(file.read_bytes()[: file.stat().st_size // 2])
+    problem = "missing" if damage == "missing" else "unreadable"
+    with pytest.raises(ConfigError, match=rf"{name} is {problem}.*the model folder .*damaged"):
+        Predictor.load(tmp_path / "m")
 
 
 def test_a_newer_format_is_refused_clearly(fitted: tuple[Predictor, Path], tmp_path: Path) -> None:

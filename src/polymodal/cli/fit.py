@@ -58,7 +58,10 @@ def fit(
     """Train a multi-modal predictor on DATA and save it to OUTPUT."""
     from polymodal.predict import Predictor
     from polymodal.predict.auto import format_leaderboard
+    from polymodal.predict.persistence import check_model_output
 
+    # Before fitting, so a folder the save would refuse does not cost the whole fit.
+    check_model_output(output)
     start = time.perf_counter()
     model = Predictor(
         label,

@@ -42,9 +42,7 @@ def write_model(
     """Save into ``directory``, replacing a model saved there before (never anything else)."""
     from safetensors.torch import save_model
 
-    target = Path(directory).expanduser()
-    if target.exists() and any(target.iterdir()) and not (target / CONFIG).exists():
-        raise ConfigError(f"{target} exists and is not a saved model; refusing to replace it")
+    target = check_model_output(directory)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
@@ -62,6 +60,38 @@ def write_model(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def check_model_output(directory: str | Path) -> Path:
+    """``directory`` as a place to save a model: absent, an empty folder, or a saved model.
+
+    Anything else is a ConfigError, since saving replaces the folder whole: a folder that merely
+    holds a ``config.json`` (a Hugging Face checkpoint) must not lose its other files.
+    """
+    target = Path(directory).expanduser()
+    if not target.exists():
+        return target
+    if not target.is_dir():
+        raise ConfigError(f"{target} is a file, not a folder; a model is saved as a folder")
+    if any(target.iterdir()) and not is_saved_model(target):
+        raise ConfigError(
+            f"{target} exists and is not a saved model (no polymodal {CONFIG}); refusing to "
+            "replace it, as saving replaces the whole folder: choose a new or empty folder"
+        )
+    return target
+
+
+def is_saved_model(directory: Path) -> bool:
+    """Whether ``directory/config.json`` is one :func:`write_model` wrote."""
+    try:
+        config = json.loads((directory / CONFIG).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return (
+        isinstance(config, dict)
+        and isinstance(config.get("format_version"), int)
+        and "polymodal_version" in config
+    )
 
 
 def read_model(
@@ -82,28 +112,45 @@ def read_model(
             f"{path} was saved in model format {version!r}, newer than this polymodal "
             f"{polymodal.__version__} reads (format {FORMAT_VERSION}); upgrade polymodal"
         )
-    tabular = json.loads((path / TABULAR).read_text())
+    try:
+        tabular = json.loads((path / TABULAR).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise _damaged(path, TABULAR, err) from None
     pre = None if tabular is None else TabularPreprocessor.from_dict(tabular)
+    if not (path / WEIGHTS).is_file():
+        raise _damaged(path, WEIGHTS, FileNotFoundError())
     return config, pre, path / WEIGHTS, _read_reducer(path / REDUCER)
+
+
+def _damaged(folder: Path, name: str, err: Exception) -> ConfigError:
+    problem = "missing" if isinstance(err, FileNotFoundError) else f"unreadable ({err})"
+    return ConfigError(f"{folder / name} is {problem}: the model folder {folder} is damaged")
 
 
 def _read_reducer(file: Path) -> SlotReducer | None:
     """The saved reducer; None for models saved without one (older ones too)."""
     if not file.is_file():
         return None
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
-    with safe_open(str(file), framework="numpy") as f:
-        rank = int((f.metadata() or {}).get("rank", "0"))
-        arrays = {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118
+    try:
+        with safe_open(str(file), framework="numpy") as f:
+            rank = int((f.metadata() or {}).get("rank", "0"))
+            arrays = {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118
+    except (OSError, ValueError, SafetensorError) as err:
+        raise _damaged(file.parent, file.name, err) from None
     return SlotReducer.from_arrays(rank, arrays)
 
 
 def load_weights(network: nn.Module, weights: Path) -> nn.Module:
     """Load ``weights`` into ``network``; a ConfigError when they do not fit it exactly."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_model
 
-    missing, unexpected = load_model(network, str(weights), strict=False)
+    try:
+        missing, unexpected = load_model(network, str(weights), strict=False)
+    except (OSError, SafetensorError) as err:
+        raise _damaged(weights.parent, weights.name, err) from None
     if missing or unexpected:
         raise ConfigError(
             f"{weights} does not match the model described in {CONFIG} "
