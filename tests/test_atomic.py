@@ -70,3 +70,20 @@ def test_a_link_is_followed_and_a_file_refused(tmp_path: Path) -> None:
     ):
         pass
     assert (tmp_path / "file").read_text() == "x"
+
+
+def test_unwritable_outputs_are_named_not_tracebacks(tmp_path: Path) -> None:
+    from polymodal.atomic import check_writable
+    from polymodal.errors import ConfigError
+
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(ConfigError, match=r"cannot write .*afile/x\.csv"):  # noqa: SIM117
+        with atomic_output(tmp_path / "afile" / "x.csv"):
+            pass
+    with pytest.raises(ConfigError, match="is a folder"), atomic_output(tmp_path):
+        pass
+    with pytest.raises(ConfigError, match="is a folder"):
+        check_writable(tmp_path)
+    with pytest.raises(ConfigError, match="not a writable folder"):
+        check_writable(tmp_path / "afile" / "x.csv")
+    assert check_writable(tmp_path / "new" / "x.csv") == tmp_path / "new" / "x.csv"

@@ -11,6 +11,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from polymodal.errors import ConfigError
+
 
 @contextlib.contextmanager
 def atomic_output(path: str | Path) -> Iterator[Path]:
@@ -19,8 +21,15 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
     On any exception the temporary file is removed and ``path`` is untouched.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    if target.is_dir():
+        raise ConfigError(f"cannot write {target}: it is a folder; give a file name")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=f".{target.name}.", suffix=".tmp", dir=target.parent
+        )
+    except OSError as err:  # a parent that is a file, a read-only or missing place
+        raise ConfigError(f"cannot write {target}: {err.strerror}") from None
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -33,6 +42,19 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
         _fsync_dir(target.parent)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def check_writable(path: str | Path) -> Path:
+    """Refuse, before any work, an output file that could not be written at the end."""
+    target = Path(path)
+    if target.is_dir():
+        raise ConfigError(f"cannot write {target}: it is a folder; give a file name")
+    parent = target.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent  # the first folder that exists is where one gets created
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"cannot write {target}: {parent} is not a writable folder")
+    return target
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

@@ -89,3 +89,21 @@ def test_kill_at_any_moment_leaves_whole_batches(tmp_path: Path) -> None:
         got = cache.get_many("enc", [f"k0-{j}" for j in range(32)], tokens=True)
         assert len(got) == 32 and all(e.tokens.shape == (49, 64) for e in got.values())
         cache.close()
+
+
+def test_a_cache_folder_that_is_a_file_is_a_clear_error(tmp_path: Path) -> None:
+    from polymodal.errors import ConfigError
+
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(ConfigError, match=r"cannot use .*afile for the embedding cache"):
+        EmbeddingCache(tmp_path / "afile" / "embeddings.sqlite3")
+
+
+def test_file_names_that_are_not_utf8_are_memoised(tmp_path: Path) -> None:
+    import os
+
+    odd = Path(os.fsdecode(os.path.join(os.fsencode(tmp_path), b"caf\xe9.bin")))
+    odd.write_bytes(b"content")
+    cache = EmbeddingCache(tmp_path / "c.sqlite3")
+    key = cache.file_key(odd)
+    assert cache.known_file_keys([odd]) == {odd: key}

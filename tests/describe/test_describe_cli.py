@@ -44,3 +44,19 @@ def test_describe_unknown_ocr_engine_is_one_clear_line(tmp_path: Path) -> None:
     assert res.stderr.strip() == (
         "polymodal: error: unknown OCR engine 'abbyy': use one of rapidocr, tesseract"
     )
+
+
+def test_describe_skips_hidden_folders_reports_dangling_links_and_checks_o_first(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "in" / ".git").mkdir(parents=True)
+    (tmp_path / "in" / ".git" / "notes.txt").write_text("tool state")
+    (tmp_path / "in" / "a.txt").write_text("hello there")
+    (tmp_path / "in" / "gone.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    res = run("describe", str(tmp_path / "in"), "-q", "--no-tags")
+    assert ".git" not in res.stdout
+    assert "gone.jpg [image] error: file not found" in res.stdout
+    assert "described 2 files: 1 ok, 1 error" in res.stderr
+    res = run("describe", str(tmp_path / "in" / "a.txt"), "-q", "-o", str(tmp_path))
+    assert res.returncode == 2 and "is a folder" in res.stderr
+    assert "== " not in res.stdout  # refused before describing

@@ -44,3 +44,14 @@ def test_modality_by_extension() -> None:
     assert modality_of("song.flac") == Modality.AUDIO
     assert modality_of("notes.md") == Modality.TEXT
     assert modality_of("data.csv") is None
+
+
+def test_a_name_that_is_not_utf8_is_reported_not_fatal(tmp_path: Path) -> None:
+    import os
+
+    (tmp_path / "ok.txt").write_text("fine")
+    with open(os.path.join(os.fsencode(tmp_path), b"caf\xe9.txt"), "wb") as f:
+        f.write(b"text")
+    counts = WalkCounts()
+    assert [r.rel_path for r in walk(tmp_path, counts)] == ["ok.txt"]
+    assert counts.unreadable == [("caf\\xe9.txt", "name is not valid UTF-8: rename it to index it")]

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from polymodal.encoders.base import Embedding
-from polymodal.errors import PolymodalError
+from polymodal.errors import ConfigError, PolymodalError
 from polymodal.home import polymodal_home
 
 SCHEMA_VERSION = 1
@@ -54,7 +54,12 @@ class EmbeddingCache:
 
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = Path(path) if path is not None else polymodal_home() / "embeddings.sqlite3"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:  # the cache folder is a file, or cannot be made
+            raise ConfigError(
+                f"cannot use {self.path.parent} for the embedding cache: {err.strerror}"
+            ) from None
         self._local = threading.local()
         self._check_version()
 
@@ -96,7 +101,7 @@ class EmbeddingCache:
         st = path.stat()
         conn = self._conn()
         row = conn.execute(
-            "SELECT size, mtime_ns, sha256 FROM file_hashes WHERE path=?", (str(path),)
+            "SELECT size, mtime_ns, sha256 FROM file_hashes WHERE path=?", (_path_key(path),)
         ).fetchone()
         if row is not None and row[0] == st.st_size and row[1] == st.st_mtime_ns:
             return str(row[2])
@@ -104,7 +109,7 @@ class EmbeddingCache:
         with conn:
             conn.execute(
                 "INSERT OR REPLACE INTO file_hashes VALUES (?, ?, ?, ?)",
-                (str(path), st.st_size, st.st_mtime_ns, digest),
+                (_path_key(path), st.st_size, st.st_mtime_ns, digest),
             )
         return digest
 
@@ -116,11 +121,11 @@ class EmbeddingCache:
             rows = conn.execute(
                 f"SELECT path, size, mtime_ns, sha256 FROM file_hashes WHERE path IN "
                 f"({','.join('?' * len(chunk))})",
-                [str(p) for p in chunk],
+                [_path_key(p) for p in chunk],
             ).fetchall()
             memo = {r[0]: r for r in rows}
             for p in chunk:
-                r = memo.get(str(p))
+                r = memo.get(_path_key(p))
                 if r is None:
                     continue
                 try:
@@ -192,3 +197,9 @@ class EmbeddingCache:
 def _chunks(items: list, n: int) -> Iterable[list]:
     for i in range(0, len(items), n):
         yield items[i : i + n]
+
+
+def _path_key(path: str | Path) -> str:
+    """A path as SQLite text. A file name that is not UTF-8 (bytes Python keeps as surrogates)
+    cannot be bound as text; its bytes are written as escapes instead, one key per name."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")

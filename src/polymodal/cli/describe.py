@@ -33,10 +33,12 @@ def describe(
     quiet: bool = typer.Option(False, "-q", help="No progress bar."),
 ) -> None:
     """Describe each file; a file that cannot be read is reported, and the rest go on."""
-    from polymodal.atomic import atomic_output
+    from polymodal.atomic import atomic_output, check_writable
     from polymodal.cli.options import expand_folders
     from polymodal.describe.describer import Describer, file_modality
 
+    if out is not None:
+        check_writable(out)  # before minutes of describing, not after
     describer = Describer(  # before the files: a bad option fails fast
         captioner=None if captioner.lower() == "none" else captioner,
         ocr=None if no_ocr else ocr,
@@ -58,8 +60,11 @@ def describe(
             typer.echo(render(d))
     if out is not None:
         with atomic_output(out) as tmp:
+            # a file name that is not UTF-8 is written with its odd bytes escaped
             Path(tmp).write_text(
-                "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), "utf-8"
+                "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records),
+                "utf-8",
+                errors="backslashreplace",
             )
     summary = ", ".join(f"{counts[k]} {k}" for k in ("ok", "empty", "error") if counts[k])
     typer.echo(f"described {len(paths)} files: {summary}", err=True)

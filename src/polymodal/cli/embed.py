@@ -34,12 +34,14 @@ def embed(
     quiet: bool = typer.Option(False, "-q", help="No progress bars."),
 ) -> None:
     """Embed DATA and write one vector column per text/media column (null where unusable)."""
+    from polymodal.atomic import check_writable
     from polymodal.cache.embed import embed_table
     from polymodal.cache.store import EmbeddingCache
     from polymodal.data.dataset import load_dataset
     from polymodal.io.embeddings import write_embeddings
 
     t0 = time.perf_counter()
+    check_writable(output)  # before the embedding, not after
     ds = load_dataset(
         data,
         base=base,

@@ -47,8 +47,9 @@ def parse_encoders(items: list[str] | None) -> dict[Modality, str]:
 
 def expand_folders(files: list[Path], handled: Callable[[str], object], kinds: str) -> list[Path]:
     """Files as given (unreadable ones too: the verb reports them); each folder replaced by the
-    files under it whose names ``handled`` accepts, sorted, hidden ones skipped. A folder with
-    none is an error naming it and the ``kinds`` looked for."""
+    files under it whose names ``handled`` accepts, sorted; hidden files and everything in
+    hidden folders (``.git``) skipped. A folder with none is an error naming it and the
+    ``kinds`` looked for."""
     out: list[Path] = []
     for f in files:
         if not f.is_dir():
@@ -57,7 +58,10 @@ def expand_folders(files: list[Path], handled: Callable[[str], object], kinds: s
         found = sorted(
             p
             for p in f.rglob("*")
-            if p.is_file() and not p.name.startswith(".") and handled(p.name)
+            if not any(part.startswith(".") for part in p.relative_to(f).parts)
+            # a dangling link is kept, so that the verb reports it instead of losing it
+            and (p.is_file() or (p.is_symlink() and not p.exists()))
+            and handled(p.name)
         )
         if not found:
             raise ConfigError(f"{f}: no {kinds} files found")

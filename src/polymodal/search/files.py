@@ -77,6 +77,11 @@ def _walk(folder: Path, prefix: str, counts: WalkCounts) -> Iterator[FileRecord]
         if entry.name.startswith("."):
             counts.hidden += 1
             continue
+        if not _utf8(entry.name):
+            # the store keeps paths as UTF-8 text; such a name cannot be stored or shown as is
+            shown = os.fsencode(rel).decode("utf-8", "backslashreplace")
+            counts.unreadable.append((shown, "name is not valid UTF-8: rename it to index it"))
+            continue
         try:
             if entry.is_symlink():
                 counts.links += 1
@@ -93,3 +98,11 @@ def _walk(folder: Path, prefix: str, counts: WalkCounts) -> Iterator[FileRecord]
             counts.unreadable.append((rel, f"cannot stat: {err.strerror}"))
             continue
         yield FileRecord(rel, modality, st.st_size, st.st_mtime_ns)
+
+
+def _utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes, kept by Python as lone surrogates
+        return False
+    return True
