@@ -177,6 +177,19 @@ def test_predict_with_missing_extra_columns_and_unseen_categories(
     assert model.predict(frame[["size"]].head(3)).shape == (3,)
 
 
+def test_a_table_with_none_of_the_input_columns_is_refused_not_predicted_constant() -> None:
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"a": rng.normal(size=60), "b": rng.normal(size=60)})
+    frame["y"] = np.where(frame["a"] > 0, "yes", "no")
+    model = Predictor("y", fusion="early", **fast(epochs=2)).fit(frame)
+    wrong = pd.DataFrame({"A": [1.0, 2.0], "B": [3.0, 4.0], "y": ["yes", "no"]})
+    for call in (model.predict, model.evaluate):
+        with pytest.raises(ConfigError, match=r"model reads 'a', 'b'; the table has 'A', 'B'$"):
+            call(wrong)
+    assert model.predict(wrong.assign(a=0.5)).shape == (2,)  # one input present: notes only
+    assert "'b'" in " ".join(model.last_report_.notes)
+
+
 def test_missing_labels_and_bad_files_are_reported_not_dropped_silently(
     table: tuple[pd.DataFrame, Path],
 ) -> None:

@@ -20,7 +20,7 @@ from polymodal.data.schema import ColumnSpec, Schema
 from polymodal.data.table import load_table
 from polymodal.encoders.base import Encoder
 from polymodal.encoders.tabular import TabularBatch, TabularPreprocessor
-from polymodal.errors import InputError, SkippedRow
+from polymodal.errors import ConfigError, InputError, SkippedRow
 from polymodal.fusion.base import SlotSpec
 from polymodal.modality import Modality
 from polymodal.predict.features import FeatureSet, build_features, decode_column
@@ -136,6 +136,20 @@ def assemble_features(
         tabular=tabular_batch(tabular, frame, rows) if tabular_slot is not None else None,
         tabular_slot=tabular_slot,
         y=y,
+    )
+
+
+def check_some_inputs(frame: pd.DataFrame, needed: Sequence[str], label: str) -> None:
+    """A ConfigError when ``frame`` has none of the model's input columns: every prediction
+    would be the same constant, which is never what the user meant (a wrong file or header)."""
+    if not needed or any(c in frame.columns for c in needed):
+        return
+    has = [c for c in frame.columns if c != label]
+    raise ConfigError(
+        "the table has none of the model's input columns, so every prediction would be the "
+        f"same: the model reads {', '.join(map(repr, needed))}; the table has "
+        + (", ".join(map(repr, has[:30])) if has else "no other columns")
+        + (f" (and {len(has) - 30} more)" if len(has) > 30 else "")
     )
 
 

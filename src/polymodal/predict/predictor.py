@@ -35,6 +35,7 @@ from polymodal.predict.fitting import select_network
 from polymodal.predict.inputs import (
     MediaInput,
     assemble_features,
+    check_some_inputs,
     column_notes,
     load_frame,
     media_inputs,
@@ -414,6 +415,7 @@ class Predictor:
         needed = [*self.slot_columns_.values()]
         if self.tabular_ is not None and self.tabular_slot_ is not None:
             needed += [*self.tabular_.numeric, *self.tabular_.categorical]
+        check_some_inputs(frame, needed, self.label)
         notes = column_notes(frame, needed, self.label)
         specs = [
             ColumnSpec(c, self.schema_.modality(c), "saved")
