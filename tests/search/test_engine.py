@@ -290,3 +290,15 @@ def test_text_that_is_not_utf8_is_skipped_not_fatal(engine: SearchEngine, collec
     reasons = {s.path: s.reason for s in report.skipped}
     assert reasons["latin1.txt"] == "not UTF-8 text (byte 3)"
     assert "notes.txt" in _paths(engine, "image-text")  # the rest of the batch is indexed
+
+
+def test_a_missing_query_file_is_named_even_in_an_empty_store(
+    tmp_path: Path, tiny_alignments: dict[str, str]
+) -> None:
+    from tests.search.conftest import open_indexed
+
+    (tmp_path / "empty").mkdir()
+    engine = open_indexed(tmp_path / "empty", tmp_path / "db", tiny_alignments)
+    with pytest.raises(InputError, match="query file not found") as err:
+        engine.search(image=tmp_path / "nothere.png")
+    assert "nothere.png" in str(err.value)

@@ -67,6 +67,9 @@ def make_query(
         raise InputError("the query file is empty (0 bytes)")
     if isinstance(file, str) and not file.strip():
         file = None
+    if isinstance(file, str | Path) and not Path(file).is_file():
+        # checked here, not on embedding: a store with nothing of that kind embeds no query
+        raise InputError("query file not found", path=file)
     if text is None and file is None:
         raise InputError("empty query: give a text, a photo or a sound")
     w = DEFAULT_TEXT_WEIGHT if weight is None else float(weight)
