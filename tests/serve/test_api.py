@@ -200,6 +200,15 @@ def test_uploaded_files_are_stored_under_uploads_and_become_searchable(
     assert again.json()["added_files"] == ["uploads/evil-name-1.png"]
     bad = client.post("/index", files={"files": ("x.png", b"not an image")}, headers=auth)
     assert bad.status_code == 400 and "not an image or audio" in bad.json()["detail"]
+    # one bad upload among good ones: nothing is saved, so nothing is left unindexed
+    before = sorted(p.name for p in (collection / "uploads").iterdir())
+    mixed = client.post(
+        "/index",
+        files=[("files", ("good.png", png_bytes(7))), ("files", ("fake.png", b"nope"))],
+        headers=auth,
+    )
+    assert mixed.status_code == 400 and "fake.png" in mixed.json()["detail"]
+    assert sorted(p.name for p in (collection / "uploads").iterdir()) == before
 
 
 def test_index_paths_adds_files_inside_the_root_only(

@@ -128,7 +128,10 @@ def create_app(
         _authorize(request, token)
         if not files and not paths:
             raise HTTPException(400, detail="nothing to index: post 'files' and/or 'paths'")
-        saved = [_store_upload(engine.root, f) for f in files or []]
+        # every upload is checked before any is saved: a bad one must not leave the good ones
+        # in the collection unindexed
+        checked = [_checked_upload(f) for f in files or []]
+        saved = [_store_upload(engine.root, *c) for c in checked]
         report = engine.add([*saved, *(paths or [])])
         added = [str(p.relative_to(engine.root)) for p in saved]
         return {"added_files": added, **report.to_dict()}
@@ -205,18 +208,23 @@ def _path(engine: Any, item_id: str) -> Path:
         raise HTTPException(404, detail=str(err)) from None
 
 
-def _store_upload(root: Path, upload: UploadFile) -> Path:
-    """Save an upload under ``root/uploads`` (a new name if taken); 400 unless image or audio."""
-    from polymodal.atomic import atomic_write_bytes
-
+def _checked_upload(upload: UploadFile) -> tuple[str | None, bytes, str]:
+    """An upload's name, bytes and file extension; 400 unless it is an image or a sound."""
     data = upload.file.read()
     found = sniff(data) if data else None
     if found is None:
         raise HTTPException(
             400, detail=f"{upload.filename or 'upload'}: not an image or audio file"
         )
+    return upload.filename, data, found[1]
+
+
+def _store_upload(root: Path, filename: str | None, data: bytes, extension: str) -> Path:
+    """Save a checked upload under ``root/uploads`` (a new name if taken)."""
+    from polymodal.atomic import atomic_write_bytes
+
     folder = root / UPLOAD_FOLDER
-    name = safe_name(upload.filename, found[1])
+    name = safe_name(filename, extension)
     target = folder / name
     stem, suffix = target.stem, target.suffix
     n = 1
