@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from polymodal.errors import ConfigError
+from polymodal.errors import ConfigError, InputError
 from polymodal.predict.problem import (
     MISSING_LABEL,
     Target,
@@ -57,6 +57,31 @@ def test_nan_labels_are_dropped_and_reported() -> None:
     ]
     assert "3 rows dropped" in prepared.notes[0]
     assert prepared.y.tolist() == [0, 1, 0, 1]
+
+
+@pytest.mark.parametrize(
+    "values",
+    [[1.0, 2.0, 3.0, float("inf"), 5.0], [1.5, 2.5, 3.5, -float("inf"), 5.5]],
+    ids=["whole", "fractional"],
+)
+def test_an_infinite_label_is_an_error_naming_its_row(values: list[float]) -> None:
+    frame = pd.DataFrame({"y": [None, *values] * 5})
+    with pytest.raises(InputError, match=r"^row 4, column .y.: label is not a finite number"):
+        prepare_target(frame, "y", problem="regression")
+    with pytest.raises(InputError, match=r"^row 4, column 'y'"):
+        prepare_target(frame.astype(object), "y")
+
+
+def test_evaluate_names_the_row_of_an_infinite_label() -> None:
+    from polymodal.predict import Predictor
+    from tests.predict.test_predictor import fast
+
+    x = np.arange(40, dtype=np.float64)
+    frame = pd.DataFrame({"x": x, "y": 3.0 * x + 0.5})
+    model = Predictor("y", fusion="early", **fast(epochs=2)).fit(frame)
+    frame.loc[7, "y"] = np.inf
+    with pytest.raises(InputError, match=r"^row 7, column 'y': label is not a finite number"):
+        model.evaluate(frame)
 
 
 def test_a_class_with_one_row_cannot_be_stratified() -> None:

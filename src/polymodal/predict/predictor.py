@@ -46,6 +46,7 @@ from polymodal.predict.persistence import FORMAT_VERSION, load_weights, read_mod
 from polymodal.predict.problem import (
     MISSING_LABEL,
     Target,
+    check_finite_labels,
     check_label_column,
     prepare_target,
     stratified_split,
@@ -445,6 +446,7 @@ class Predictor:
         frame, data_base = load_frame(data, base)
         check_label_column(frame, self.label)
         labels = frame[self.label]
+        check_finite_labels(labels)
         has = labels.notna().to_numpy() & (labels.astype(str).str.strip() != "").to_numpy()
         notes = []
         if not has.all():

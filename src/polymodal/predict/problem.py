@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from polymodal.errors import ConfigError, SkippedRow
+from polymodal.errors import ConfigError, InputError, SkippedRow
 
 PROBLEMS = ("binary", "multiclass", "regression")
 # An integer-valued label with at most this many distinct values is a class label.
@@ -137,6 +137,7 @@ def prepare_target(
     check_label_column(frame, label)
     if problem is not None and problem not in PROBLEMS:
         raise ConfigError(f"problem {problem!r} is not one of {', '.join(PROBLEMS)}")
+    check_finite_labels(frame[label])
     y_all = _clean_labels(frame[label])
     has_label = y_all.notna().to_numpy()
     skipped = [SkippedRow(int(r), label, MISSING_LABEL) for r in np.flatnonzero(~has_label)]
@@ -168,6 +169,24 @@ def prepare_target(
         if stratify:
             _check_class_sizes(y, rows, label)
     return PreparedLabel(target, rows, target.encode(y), skipped, notes)
+
+
+def check_finite_labels(labels: pd.Series) -> None:
+    """An InputError naming the first row whose label is an infinite number.
+
+    A missing label (NaN, blank) is skipped and reported; an infinity is not missing but a
+    broken value (a division by zero upstream), so it stops the run rather than being guessed at.
+    """
+    if pd.api.types.is_numeric_dtype(labels) and not pd.api.types.is_bool_dtype(labels):
+        values = labels.to_numpy(dtype=np.float64, na_value=np.nan)
+        bad = np.isinf(values)
+    else:
+        bad = np.array([isinstance(v, float | np.floating) and np.isinf(v) for v in labels])
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise InputError(
+            f"label is not a finite number ({labels.iloc[row]})", row=row, column=str(labels.name)
+        )
 
 
 def check_label_column(frame: pd.DataFrame, label: str) -> None:
@@ -254,7 +273,7 @@ def _check_class_sizes(y: pd.Series, rows: np.ndarray, label: str) -> None:
 def _clean_labels(y: pd.Series) -> pd.Series:
     """Labels with blanks as missing and whole floats as ints (a NaN turns int columns float)."""
     if pd.api.types.is_float_dtype(y):
-        finite = y.dropna()
+        finite = y[np.isfinite(y.to_numpy(dtype=np.float64, na_value=np.nan))]
         if len(finite) and np.all(finite.to_numpy() == np.round(finite.to_numpy())):
             return y.astype("Int64").astype(object).where(y.notna(), None)
         return y.where(np.isfinite(y.to_numpy(dtype=np.float64, na_value=np.nan)), None)
