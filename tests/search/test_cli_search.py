@@ -135,3 +135,18 @@ def test_index_describe_hook_leaves_text_files_to_the_indexer(tmp_path: Path) ->
     assert describe(note, Modality.TEXT) is None  # the indexer stores the file's own content
     said = describe(sign, Modality.IMAGE)
     assert said is not None and "EXIT" in said.upper()
+
+
+def test_index_where_every_file_fails_exits_1(
+    tmp_path: Path,
+    tiny_alignments: dict[str, str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    (tmp_path / "media").mkdir()
+    (tmp_path / "media" / "a.jpg").write_bytes(b"not a photo")
+    spaces = [f"--alignment={k}={v}" for k, v in tiny_alignments.items()]
+    args = ("index", str(tmp_path / "media"), "--db", str(tmp_path / "db"), *spaces)
+    code, out, err = cli(capsys, monkeypatch, *args)
+    assert code == 1
+    assert "skipped a.jpg" in out and "none of the 1 files could be indexed" in err

@@ -52,13 +52,17 @@ def index(
     report = engine.index(progress=not quiet, describe=_describer() if describe else None)
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2))
-        return
-    typer.echo(report.summary())
-    for s in report.skipped[:10]:
-        typer.echo(f"  skipped {s.path}: {s.reason}")
-    if len(report.skipped) > 10:
-        typer.echo(f"  ... and {len(report.skipped) - 10} more")
-    typer.echo(f"report: {engine.store.folder / REPORT_FILE}")
+    else:
+        typer.echo(report.summary())
+        for s in report.skipped[:10]:
+            typer.echo(f"  skipped {s.path}: {s.reason}")
+        if len(report.skipped) > 10:
+            typer.echo(f"  ... and {len(report.skipped) - 10} more")
+        typer.echo(f"report: {engine.store.folder / REPORT_FILE}")
+    if report.skipped and not (report.added or report.updated or report.unchanged):
+        # as classify and describe do: a run where every file failed is a failed run
+        typer.echo(f"none of the {len(report.skipped)} files could be indexed", err=True)
+        raise typer.Exit(1)
 
 
 def _describer() -> Callable[[Path, Modality], str | None]:
