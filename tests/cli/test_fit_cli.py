@@ -109,3 +109,19 @@ def test_fit_refuses_a_foreign_output_folder_before_fitting(tmp_path: Path) -> N
     res = run("fit", str(tmp_path / "t.csv"), "--label", "label", "-o", str(tmp_path / "out"))
     assert res.returncode == 2
     assert "out is a file, not a folder" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_evaluate_json_prints_null_for_an_undefined_metric(tmp_path: Path) -> None:
+    import json
+
+    from polymodal.predict import Predictor
+    from tests.predict.test_predictor import fast
+
+    x = np.arange(40, dtype=np.float64)
+    frame = pd.DataFrame({"x": x, "y": np.where(x % 2 == 0, "even", "odd")})
+    Predictor("y", fusion="early", **fast(epochs=2)).fit(frame).save(tmp_path / "m")
+    frame.head(6).assign(y="even").to_csv(tmp_path / "one_class.csv", index=False)
+    res = run("evaluate", str(tmp_path / "m"), str(tmp_path / "one_class.csv"), "--json", "-q")
+    assert res.returncode == 0, res.stderr
+    metrics = json.loads(res.stdout, parse_constant=lambda c: pytest.fail(f"{c} is not JSON"))
+    assert metrics["auroc"] is None and 0.0 <= metrics["accuracy"] <= 1.0

@@ -17,6 +17,7 @@ def evaluate(
 ) -> None:
     """Print accuracy, balanced accuracy, macro-F1, AUROC, log-loss (or MAE, RMSE, MAPE, R2)."""
     from polymodal.predict import Predictor
+    from polymodal.predict.persistence import json_safe
 
     model = Predictor.load(model_dir)
     model.progress = not quiet
@@ -24,7 +25,8 @@ def evaluate(
     for note in model.last_report_.notes[:10]:
         typer.echo(f"note: {note}", err=True)
     if as_json:
-        typer.echo(json.dumps(metrics, indent=2))
+        # An undefined metric (AUROC of one class) is null: NaN is not JSON.
+        typer.echo(json.dumps(json_safe(metrics), indent=2, allow_nan=False))
         return
     width = max(len(k) for k in metrics)
     for name, value in metrics.items():
