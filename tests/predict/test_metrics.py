@@ -76,3 +76,11 @@ def test_is_better_follows_the_metric_direction() -> None:
     assert metrics.is_better(10.0, 12.0, "regression")
     assert not metrics.is_better(float("nan"), 0.1, "multiclass")
     assert metrics.is_better(0.1, float("nan"), "multiclass")
+
+
+def test_mape_leaves_out_rows_whose_true_value_is_zero() -> None:
+    # Row 0 would divide by ~0 (110693 before); the others are 10 % and 20 % off.
+    assert metrics.mape(np.array([0.0, 10.0, 5.0]), np.array([0.25, 11.0, 4.0])) == pytest.approx(
+        0.15
+    )
+    assert np.isnan(metrics.mape(np.zeros(3), np.ones(3)))

@@ -90,9 +90,16 @@ def rmse(y_true: np.ndarray, y_pred: np.ndarray) -> float:
 
 
 def mape(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    """Mean absolute percentage error as a fraction (0.1 = 10 %)."""
-    y_true = _f64(y_true)
-    return float(np.mean(np.abs(y_true - _f64(y_pred)) / np.maximum(np.abs(y_true), _EPS)))
+    """Mean absolute percentage error as a fraction (0.1 = 10 %).
+
+    Rows whose true value is 0 are left out (a percentage of 0 is undefined; dividing by a tiny
+    number instead let one such row dominate); nan when no row is left.
+    """
+    y_true, y_pred = _f64(y_true), _f64(y_pred)
+    keep = y_true != 0
+    if not keep.any():
+        return float("nan")
+    return float(np.mean(np.abs(y_true[keep] - y_pred[keep]) / np.abs(y_true[keep])))
 
 
 def r2(y_true: np.ndarray, y_pred: np.ndarray) -> float:
