@@ -245,3 +245,16 @@ def test_predictor_leaderboard_rows_are_understood(tmp_path: Path) -> None:
     assert "<th>fit_seconds</th>" in page and "<td>image, text</td>" in page
     assert "<td>auroc 0.9, accuracy 0.7</td>" in page
     assert "best single-modality model (text only), 0.79" in page
+
+
+def test_a_one_class_test_table_skips_robustness_with_a_note(tmp_path: Path) -> None:
+    from polymodal.predict import Predictor
+    from tests.predict.test_predictor import fast
+
+    x = np.arange(40, dtype=np.float64)
+    frame = pd.DataFrame({"x": x, "y": np.where(x % 2 == 0, "even", "odd")})
+    model = Predictor("y", fusion="early", **fast(epochs=2)).fit(frame)
+    path = model.report(tmp_path / "r.html", frame.head(6).assign(y="even"))
+    page, _ = _check(path)
+    assert "Not computed: the auroc is undefined on these rows" in page
+    assert "robustness not computed: the auroc is undefined" in page  # in the notes too

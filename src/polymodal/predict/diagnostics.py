@@ -27,7 +27,11 @@ def robustness(
     *,
     seed: int,
 ) -> pd.DataFrame:
-    """The primary metric with each group forced absent in a growing share of ``fs``'s rows."""
+    """The primary metric with each group forced absent in a growing share of ``fs``'s rows.
+
+    Raises :class:`~polymodal.predict.robustness.UndefinedScoreError` when the metric is
+    undefined on these rows (AUROC of a single class).
+    """
     from polymodal.predict.train import network_outputs
 
     assert fs.y is not None

@@ -540,7 +540,9 @@ class Predictor:
         on labelled ``data`` (test data) or, right after :meth:`fit`, on the validation rows.
         """
         from polymodal.predict.diagnostics import confusion, report_leaderboard, robustness
+        from polymodal.predict.metrics import PRIMARY_METRIC
         from polymodal.predict.report import write_report
+        from polymodal.predict.robustness import UndefinedScoreError
 
         self._check_fitted()
         notes = list(self.notes_)
@@ -554,6 +556,14 @@ class Predictor:
         assert fs.y is not None
         target = self.target_
         outputs = network_outputs(self.network_, fs.tensors())
+        curve, why = None, None
+        try:
+            curve = robustness(self.network_, fs, self.groups_, target, seed=self.seed)
+        except UndefinedScoreError:
+            # A one-class test table leaves AUROC undefined; the rest of the report still holds.
+            metric = PRIMARY_METRIC[target.problem][0]
+            why = f"the {metric} is undefined on these rows (for example, they hold one class)"
+            notes.append(f"robustness not computed: {why}")
         attributions = self.explain_features(fs)
         predicted = self.predictions_from(outputs)
         attributions["predicted"] = predicted
@@ -563,7 +573,8 @@ class Predictor:
             problem=target.problem,
             leaderboard=report_leaderboard(self.leaderboard_),
             test_scores=score_outputs(target, fs.y, outputs) if data is not None else None,
-            robustness=robustness(self.network_, fs, self.groups_, target, seed=self.seed),
+            robustness=curve,
+            robustness_skipped=why,
             attributions=attributions,
             confusion=confusion(target, fs.y, outputs) if target.is_classification else None,
             residuals=None

@@ -46,6 +46,7 @@ def write_report(
     residuals: tuple[np.ndarray, np.ndarray] | None,
     notes: Sequence[str],
     skipped: Sequence[SkippedRow],
+    robustness_skipped: str | None = None,
 ) -> Path:
     """Write the report to ``path`` atomically and return the path.
 
@@ -60,6 +61,7 @@ def write_report(
     :func:`~polymodal.predict.attribution.modality_attributions`, optionally with a
     ``predicted`` column (the predicted label) for a per-class summary. ``confusion``: class
     labels and the (L, L) count matrix, rows = true class. ``residuals``: (y_true, y_pred).
+    ``robustness_skipped``: why ``robustness`` is None, shown in its section.
     """
     if problem not in _PROBLEMS:
         raise ValueError(f"problem must be one of {_PROBLEMS}, got {problem!r}")
@@ -68,7 +70,9 @@ def write_report(
     sections = [
         _models_section(board, metric),
         _test_section(test_scores),
-        _robustness_section(robustness, board, metric, on_test=test_scores is not None),
+        _robustness_section(
+            robustness, board, metric, on_test=test_scores is not None, why=robustness_skipped
+        ),
         _attribution_section(attributions, problem),
         _confusion_section(confusion) if problem != "regression" else _residuals_section(residuals),
         _notes_section(notes),
@@ -141,10 +145,11 @@ def _robustness_section(
     metric: str,
     *,
     on_test: bool,
+    why: str | None = None,
 ) -> str:
     head = "<h2>Robustness to missing modalities</h2>"
     if curve is None or curve.empty:
-        return head + "<p>Not computed.</p>"
+        return head + f"<p>Not computed{': ' + _esc(why) if why else ''}.</p>"
     split = "test" if on_test else "val"
     reference = _best_single(leaderboard, split, metric)
     x = "missing" if "missing" in curve else "fraction"

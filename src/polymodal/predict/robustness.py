@@ -10,6 +10,11 @@ import pandas as pd
 
 ScoreFn = Callable[[dict[str, np.ndarray]], float]
 
+
+class UndefinedScoreError(ValueError):
+    """``score_fn`` returned NaN or an infinity: the metric is undefined on these rows."""
+
+
 ROBUSTNESS_COLUMNS = ["group", "fraction", "n_dropped", "missing", "score"]
 
 
@@ -77,7 +82,7 @@ def _score(score_fn: ScoreFn, drop: dict[str, np.ndarray]) -> float:
     # Each call gets its own copies so a score_fn that edits masks cannot leak into other runs.
     score = float(score_fn({g: m.copy() for g, m in drop.items()}))
     if not math.isfinite(score):
-        raise ValueError(f"score_fn returned {score} for drop counts {_counts(drop)}")
+        raise UndefinedScoreError(f"score_fn returned {score} for drop counts {_counts(drop)}")
     return score
 
 
