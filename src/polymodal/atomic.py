@@ -25,9 +25,7 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
         raise ConfigError(f"cannot write {target}: it is a folder; give a file name")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(
-            prefix=f".{target.name}.", suffix=".tmp", dir=target.parent
-        )
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     except OSError as err:  # a parent that is a file, a read-only or missing place
         raise ConfigError(f"cannot write {target}: {err.strerror}") from None
     os.close(fd)
