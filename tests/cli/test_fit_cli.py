@@ -125,3 +125,28 @@ def test_evaluate_json_prints_null_for_an_undefined_metric(tmp_path: Path) -> No
     assert res.returncode == 0, res.stderr
     metrics = json.loads(res.stdout, parse_constant=lambda c: pytest.fail(f"{c} is not JSON"))
     assert metrics["auroc"] is None and 0.0 <= metrics["accuracy"] <= 1.0
+
+
+def test_a_split_folder_is_fitted_on_its_own_splits(tmp_path: Path) -> None:
+    """train/ fits, validation/ validates, test/ scores; 'split' is never a feature."""
+    from polymodal.cli.fit import folder_splits
+
+    layout = {"train": 6, "validation": 2, "test": 3}
+    for split, n in layout.items():
+        for i in range(n):
+            cls = "a" if i % 2 else "b"
+            (tmp_path / "data" / split / cls).mkdir(parents=True, exist_ok=True)
+            Image.new("RGB", (8, 8)).save(tmp_path / "data" / split / cls / f"{i}.png")
+    data = tmp_path / "data"
+    train, val, test, base = folder_splits(data, None, None, None)
+    assert isinstance(train, pd.DataFrame) and isinstance(val, pd.DataFrame)
+    assert isinstance(test, pd.DataFrame) and base == data
+    assert (len(train), len(val), len(test)) == (6, 2, 3)
+    assert all("split" not in f.columns for f in (train, val, test))
+    assert set(train["folder"]) == {"a", "b"} and train["path"].str.startswith("train/").all()
+    # --val given: the layout is not used, but the column is still no feature
+    frame, v, t, _ = folder_splits(data, tmp_path / "v.csv", None, None)
+    assert isinstance(frame, pd.DataFrame) and len(frame) == 11 and "split" not in frame.columns
+    assert v == tmp_path / "v.csv" and t is None
+    # a folder of class folders only, or a table: passed through as given
+    assert folder_splits(data / "train", None, None, None)[0] == data / "train"

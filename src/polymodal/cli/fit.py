@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from polymodal.cli.options import parse_encoders, parse_modalities
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 FUSION_HELP = (
     "early, late, hybrid, linear (early without a hidden layer, for small tables), or auto "
@@ -85,7 +89,8 @@ def fit(
         cache_dir=str(cache_dir) if cache_dir else None,
         progress=not quiet,
     )
-    model.fit(data, val, test=test, base=base)
+    train_in, val_in, test_in, fit_base = folder_splits(data, val, test, base)
+    model.fit(train_in, val_in, test=test_in, base=fit_base)
     typer.echo(format_leaderboard(model.leaderboard_))
     emb = model.embed_report_
     encoded, cached = sum(emb.encoded.values()), sum(emb.cached.values())
@@ -100,7 +105,57 @@ def fit(
             typer.echo(f"  row {s.row}, column {s.column!r}: {s.problem}", err=True)
     model.save(output)
     if report is not None:
-        model.report(report, test, base=base)
+        model.report(report, test_in, base=fit_base)
         typer.echo(f"wrote report {report}", err=True)
     elapsed = time.perf_counter() - start
     typer.echo(f"saved {model.candidate_} model to {output} in {elapsed:.1f} s", err=True)
+
+
+_SPLITS = {
+    "train": ("train", "training"),
+    "val": ("val", "valid", "validation"),
+    "test": ("test", "testing"),
+}
+
+
+def folder_splits(
+    data: Path, val: Path | None, test: Path | None, base: Path | None
+) -> tuple[
+    Path | pd.DataFrame, Path | pd.DataFrame | None, Path | pd.DataFrame | None, Path | None
+]:
+    """A folder laid out as train/ validation/ test/ is fitted on its own splits.
+
+    The listing's ``split`` column names where each file lies; as a feature it would only tell
+    the network which folder a photo came from. With no ``--val``/``--test`` given, the rows of
+    train/ are fitted on, validation/ validates and test/ is scored; otherwise the column is
+    dropped and the tables are used as given. Anything else passes through unchanged.
+    """
+    from polymodal.data.table import load_table
+    from polymodal.errors import ConfigError
+
+    if not data.is_dir():
+        return data, val, test, base
+    frame = load_table(data)
+    if "split" not in frame.columns:
+        return data, val, test, base
+    split = frame.pop("split").fillna("").str.lower()
+    fit_base = base or data
+    if val is not None or test is not None:
+        typer.echo("note: the folder's train/validation/test split is ignored (--val/--test given)")
+        return frame, val, test, fit_base
+    parts = {
+        name: frame[split.isin(names)].reset_index(drop=True) for name, names in _SPLITS.items()
+    }
+    if parts["train"].empty:
+        raise ConfigError(f"{data}: the folder has a split layout but no train/ files")
+    typer.echo(
+        "note: fitting on the folder's own splits: "
+        + ", ".join(f"{len(p)} {name}" for name, p in parts.items() if len(p)),
+        err=True,
+    )
+    return (
+        parts["train"],
+        parts["val"] if len(parts["val"]) else None,
+        parts["test"] if len(parts["test"]) else None,
+        fit_base,
+    )
