@@ -84,6 +84,20 @@ def test_fit_predict_evaluate_a_hand_written_csv(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr
     assert "accuracy" in res.stdout and "auroc" in res.stdout
 
+    # Photos gone: every row is still predicted, and every skipped cell is listed
+    gone = pd.read_csv(data).assign(photo=[f"gone{i}.png" for i in range(30)])
+    gone.to_csv(tmp_path / "gone.csv", index=False)
+    res = run("predict", str(model_dir), str(tmp_path / "gone.csv"), "-o", str(preds), "-q")
+    assert res.returncode == 0, res.stderr
+    assert len(pd.read_csv(preds)) == 30
+    listed = pd.read_csv(tmp_path / "preds.skipped.csv")
+    assert listed["row"].tolist() == list(range(30)) and "30 cells skipped" in res.stderr
+    res = run("evaluate", str(model_dir), str(tmp_path / "gone.csv"), "-q")
+    assert res.returncode == 0 and "30 cells skipped" in res.stderr
+    assert "... and 25 more" in res.stderr
+    res = run("predict", str(model_dir), str(data), "-o", str(tmp_path), "-q")
+    assert res.returncode == 2 and "is a folder" in res.stderr
+
 
 def test_fit_reports_a_missing_label_column_in_one_line(tmp_path: Path) -> None:
     (tmp_path / "t.csv").write_text("a,b\n1,x\n2,y\n")

@@ -16,6 +16,7 @@ def evaluate(
     quiet: bool = typer.Option(False, "-q", help="No progress bars."),
 ) -> None:
     """Print accuracy, balanced accuracy, macro-F1, AUROC, log-loss (or MAE, RMSE, MAPE, R2)."""
+    from polymodal.cli.options import report_skipped_cells
     from polymodal.predict import Predictor
     from polymodal.predict.persistence import json_safe
 
@@ -24,6 +25,7 @@ def evaluate(
     metrics = model.evaluate(data, base=base)
     for note in model.last_report_.notes[:10]:
         typer.echo(f"note: {note}", err=True)
+    report_skipped_cells(model.last_report_.skipped)
     if as_json:
         # An undefined metric (AUROC of one class) is null: NaN is not JSON.
         typer.echo(json.dumps(json_safe(metrics), indent=2, allow_nan=False))

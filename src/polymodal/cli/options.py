@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from polymodal.errors import ConfigError
 from polymodal.modality import Modality
+
+if TYPE_CHECKING:
+    from polymodal.cache.embed import SkippedRow
 
 
 def parse_assignments(items: list[str] | None, what: str) -> dict[str, str]:
@@ -67,3 +71,29 @@ def expand_folders(files: list[Path], handled: Callable[[str], object], kinds: s
             raise ConfigError(f"{f}: no {kinds} files found")
         out.extend(found)
     return out
+
+
+def report_skipped_cells(skipped: Sequence[SkippedRow], output: Path | None = None) -> None:
+    """Say how many cells were skipped and show the first five; with ``output``, every one goes
+    to ``<output stem>.skipped.csv`` beside it (a stale list from an earlier run is removed)."""
+    import typer
+
+    listed = None if output is None else output.with_name(output.stem + ".skipped.csv")
+    if not skipped:
+        if listed is not None:
+            listed.unlink(missing_ok=True)
+        return
+    where = ""
+    if listed is not None:
+        import pandas as pd
+
+        from polymodal.atomic import atomic_output
+
+        with atomic_output(listed) as tmp:
+            pd.DataFrame([s.__dict__ for s in skipped]).to_csv(tmp, index=False)
+        where = f"; reasons in {listed}"
+    typer.echo(f"{len(skipped)} cells skipped (their modality absent){where}", err=True)
+    for s in skipped[:5]:
+        typer.echo(f"  row {s.row}, column {s.column!r}: {s.problem}", err=True)
+    if len(skipped) > 5 and listed is None:
+        typer.echo(f"  ... and {len(skipped) - 5} more", err=True)

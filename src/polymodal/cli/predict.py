@@ -18,9 +18,11 @@ def predict(
     """Write one row per input row: prediction, class probabilities, modality attributions."""
     import pandas as pd
 
-    from polymodal.atomic import atomic_output
+    from polymodal.atomic import atomic_output, check_writable
+    from polymodal.cli.options import report_skipped_cells
     from polymodal.predict import Predictor
 
+    check_writable(output)  # before the model runs, not after
     model = Predictor.load(model_dir)
     model.progress = not quiet
     features = model.features(data, base=base)
@@ -40,8 +42,5 @@ def predict(
         frame.to_csv(tmp, index=False)
     for note in report.notes[:10]:
         typer.echo(f"note: {note}", err=True)
-    if report.skipped:
-        typer.echo(f"{len(report.skipped)} cells skipped (their modality absent):", err=True)
-        for s in report.skipped[:5]:
-            typer.echo(f"  row {s.row}, column {s.column!r}: {s.problem}", err=True)
+    report_skipped_cells(report.skipped, output)
     typer.echo(f"wrote {output} ({len(frame)} rows)", err=True)
