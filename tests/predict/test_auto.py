@@ -36,3 +36,7 @@ def test_leaderboard_marks_the_kept_model_and_formats_errors_in_label_units() ->
     assert lines[0].split() == ["candidate", "val", "mae", "test", "mae", "seconds"]
     assert lines[1].split() == ["*", "tabular", "only", "194,378", "123,234", "0.8"]
     assert lines[2].split() == ["early", "266,173", "-", "12.2"]
+    assert len(lines) == 3  # no refit score: nothing more
+    rows[0]["final_test_score"] = 120000.0
+    last = format_leaderboard(rows).splitlines()[-1]
+    assert last.startswith("saved model (the kept candidate retrained") and last.endswith("120,000")

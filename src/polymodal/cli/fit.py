@@ -91,6 +91,7 @@ def fit(
     )
     train_in, val_in, test_in, fit_base = folder_splits(data, val, test, base)
     model.fit(train_in, val_in, test=test_in, base=fit_base)
+    model.save(output)  # first: a closed pipe (`fit ... | head`) must not lose the model
     typer.echo(format_leaderboard(model.leaderboard_))
     emb = model.embed_report_
     encoded, cached = sum(emb.encoded.values()), sum(emb.cached.values())
@@ -103,7 +104,6 @@ def fit(
         typer.echo(f"{len(model.skipped_)} cells skipped (listed in config.json):", err=True)
         for s in model.skipped_[:5]:
             typer.echo(f"  row {s.row}, column {s.column!r}: {s.problem}", err=True)
-    model.save(output)
     if report is not None:
         model.report(report, test_in, base=fit_base)
         typer.echo(f"wrote report {report}", err=True)

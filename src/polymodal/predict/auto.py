@@ -129,12 +129,20 @@ def format_leaderboard(rows: Sequence[Mapping[str, Any]]) -> str:
         cells.append(f"{r['fit_seconds']:.1f}")
         lines.append(cells)
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    return "\n".join(
+    table = "\n".join(
         "  ".join(
             c.ljust(w) if i == 0 else c.rjust(w)
             for i, (c, w) in enumerate(zip(line, widths, strict=True))
         )
         for line in lines
+    )
+    kept = next((r for r in rows if r["chosen"] and r.get("final_test_score") is not None), None)
+    if kept is None:
+        return table
+    # the rows compare candidates as validated; the saved model is the refit, scored apart
+    return (
+        f"{table}\nsaved model (the kept candidate retrained on training + validation rows): "
+        f"test {metric} {_number(kept['final_test_score'])}"
     )
 
 
