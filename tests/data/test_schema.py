@@ -75,3 +75,50 @@ def test_missing_values_do_not_change_detection(tmp_path: Path) -> None:
     schema = detect_schema(frame, base=tmp_path, exclude=["label"])
     assert schema.modality("photo") == Modality.IMAGE
     assert schema.modality("price") == Modality.NUMERIC
+
+
+def test_columns_of_vectors_are_left_out_not_read_as_text() -> None:
+    """`polymodal embed` output read back: its vectors must not be embedded as strings."""
+    import numpy as np
+    import pandas as pd
+
+    from polymodal.data.schema import detect_schema
+
+    frame = pd.DataFrame(
+        {
+            "note": ["a red hat", "two blue shoes", "a green dress"],
+            "note.embedding": [np.ones(4, np.float32), None, np.zeros(4, np.float32)],
+        }
+    )
+    schema = detect_schema(frame)
+    assert schema.names() == ["note"]
+    assert "vectors" in dict(schema.excluded)["note.embedding"]
+
+
+def test_re_embedding_an_embed_output_replaces_its_vector_column(tmp_path) -> None:
+    import numpy as np
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    from polymodal.cache.embed import embed_table
+    from polymodal.data.schema import detect_schema
+    from polymodal.encoders.registry import build_encoder
+    from polymodal.io.embeddings import write_embeddings
+    from polymodal.modality import Modality
+
+    frame = pd.DataFrame({"note": ["a red hat", "two blue shoes"]})
+    encoders = {Modality.TEXT: build_encoder("minilm-l6", tiny=True)}
+    text = {"note": Modality.TEXT}
+    first = embed_table(
+        frame, detect_schema(frame, overrides=text), encoders=encoders, progress=False
+    )
+    write_embeddings(first, tmp_path / "e1.parquet")
+    again = pd.read_parquet(tmp_path / "e1.parquet")
+    second = embed_table(
+        again, detect_schema(again, overrides=text), encoders=encoders, progress=False
+    )
+    write_embeddings(second, tmp_path / "e2.parquet")
+    table = pq.read_table(tmp_path / "e2.parquet")
+    assert table.column_names == ["note", "note.embedding"]
+    vectors = np.stack(table.column("note.embedding").to_pylist())
+    np.testing.assert_allclose(vectors, first.columns["note"].pooled, rtol=1e-6)

@@ -112,6 +112,13 @@ def detect_schema(
 
 def _detect_column(name: str, series: pd.Series, base: Path | None) -> tuple[Modality | None, str]:
     values = series.dropna()
+    if (
+        series.dtype == object
+        and values.map(lambda v: isinstance(v, list | tuple | np.ndarray)).any()
+    ):
+        # e.g. the <column>.embedding vectors `polymodal embed` writes: read as text they
+        # would be embedded as strings of numbers
+        return None, "vectors (lists of numbers), not a modality polymodal reads"
     if pd.api.types.is_bool_dtype(series):
         return Modality.CATEGORICAL, "boolean"
     if pd.api.types.is_numeric_dtype(series):

@@ -28,6 +28,8 @@ def write_embeddings(result: EmbeddedTable, output: Path) -> Path | None:
         flat = pa.array(col.pooled.reshape(-1), type=pa.float32())
         mask = pa.array(~col.present)
         vectors = pa.FixedSizeListArray.from_arrays(flat, width, mask=mask)
+        if embedding_column_name(name) in table.column_names:  # a re-embedded embed output
+            table = table.drop_columns([embedding_column_name(name)])
         table = table.append_column(
             pa.field(embedding_column_name(name), vectors.type, metadata={"encoder": col.encoder}),
             vectors,
