@@ -87,3 +87,6 @@ def test_unwritable_outputs_are_named_not_tracebacks(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not a writable folder"):
         check_writable(tmp_path / "afile" / "x.csv")
     assert check_writable(tmp_path / "new" / "x.csv") == tmp_path / "new" / "x.csv"
+    (tmp_path / "in.csv").write_text("a\n1\n")
+    with pytest.raises(ConfigError, match="it is the input"):
+        check_writable(tmp_path / "." / "in.csv", inputs=(tmp_path / "in.csv",))

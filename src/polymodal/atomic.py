@@ -42,9 +42,12 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
-def check_writable(path: str | Path) -> Path:
-    """Refuse, before any work, an output file that could not be written at the end."""
+def check_writable(path: str | Path, *, inputs: tuple[str | Path, ...] = ()) -> Path:
+    """Refuse, before any work, an output file that could not be written at the end, or that
+    is one of the command's ``inputs`` (writing it would destroy what was read)."""
     target = Path(path)
+    if any(Path(i).resolve() == target.resolve() for i in inputs):
+        raise ConfigError(f"cannot write {target}: it is the input; write the output elsewhere")
     if target.is_dir():
         raise ConfigError(f"cannot write {target}: it is a folder; give a file name")
     parent = target.parent

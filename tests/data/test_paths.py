@@ -150,3 +150,13 @@ def test_a_shared_folder_memo_resolves_exactly_as_realpath(
     # Without a base, relative paths start at the working folder, memo or not.
     monkeypatch.chdir(root)
     assert resolve_path("linkdir/b.png", None, folders={}) == resolve_path("linkdir/b.png", None)
+
+
+def test_a_base_folder_that_is_not_there_is_one_clear_error(tmp_path: Path) -> None:
+    from polymodal.data.paths import base_folder
+    from polymodal.errors import ConfigError
+
+    assert base_folder(None) is None
+    assert base_folder(tmp_path) == tmp_path.resolve()
+    with pytest.raises(ConfigError, match=r"base folder .*nope does not exist"):
+        base_folder(tmp_path / "nope")

@@ -41,7 +41,7 @@ def embed(
     from polymodal.io.embeddings import write_embeddings
 
     t0 = time.perf_counter()
-    check_writable(output)  # before the embedding, not after
+    check_writable(output, inputs=(data,))  # before the embedding, not after
     ds = load_dataset(
         data,
         base=base,

@@ -18,7 +18,7 @@ def inspect(
     exclude: list[str] | None = typer.Option(None, help="Leave a column out (e.g. the label)."),
     deep: bool = typer.Option(False, help="Also open and decode every media file."),
     encoding: str = typer.Option("utf-8", help="Text encoding of a CSV/TSV file."),
-    limit: int = typer.Option(20, help="How many bad cells to print."),
+    limit: int = typer.Option(20, min=0, help="How many bad cells to print."),
 ) -> None:
     """Show each column's detected modality (and why) and the cells that cannot be used."""
     from polymodal.data.dataset import load_dataset

@@ -22,7 +22,7 @@ def predict(
     from polymodal.cli.options import report_skipped_cells
     from polymodal.predict import Predictor
 
-    check_writable(output)  # before the model runs, not after
+    check_writable(output, inputs=(data,))  # before the model runs, not after
     model = Predictor.load(model_dir)
     model.progress = not quiet
     features = model.features(data, base=base)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from polymodal.data.paths import base_folder
 from polymodal.data.schema import Schema, detect_schema
 from polymodal.data.table import load_table
 from polymodal.modality import Modality
@@ -43,7 +44,7 @@ def load_dataset(
     if base is None and not isinstance(source, pd.DataFrame):
         src = Path(source).expanduser()
         base = src if src.is_dir() else src.parent
-    base_path = Path(base).expanduser().resolve() if base is not None else None
+    base_path = base_folder(base)
     schema = detect_schema(
         frame, base=base_path, overrides=overrides, exclude=exclude, columns=columns
     )

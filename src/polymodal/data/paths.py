@@ -106,3 +106,16 @@ def check_file(path: str | Path) -> Path:
     if st.st_size == 0:
         raise InputError("zero-byte file", path=p)
     return p
+
+
+def base_folder(base: str | Path | None) -> Path | None:
+    """The folder relative paths start from, resolved; a ConfigError when it is not a folder
+    (a mistyped --base would otherwise leave every path unreadable, row by row)."""
+    if base is None:
+        return None
+    folder = Path(base).expanduser().resolve()
+    if not folder.is_dir():
+        from polymodal.errors import ConfigError
+
+        raise ConfigError(f"base folder {base} does not exist or is not a folder")
+    return folder

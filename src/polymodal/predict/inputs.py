@@ -38,7 +38,9 @@ def load_frame(
     if base is None and not isinstance(data, pd.DataFrame):
         src = Path(data).expanduser()
         base = src if src.is_dir() else src.parent
-    return frame, (Path(base).expanduser().resolve() if base is not None else None)
+    from polymodal.data.paths import base_folder
+
+    return frame, base_folder(base)
 
 
 def media_inputs(
