@@ -49,6 +49,10 @@ def test_index_then_search_text_and_json(
     assert code == 0, err
     lines = out.strip().splitlines()
     assert len(lines) == 9
+    assert "--weight" not in err
+    args = ("search", "a red dress", "--db", str(indexed), "--weight", "0.3")
+    code, _, err = cli(capsys, monkeypatch, *args)
+    assert code == 0 and "--weight only mixes a photo or sound with words; ignored" in err
     assert lines[0].split()[0] == "1" and str(collection) in lines[0]
     code, out, _ = cli(
         capsys,

@@ -63,6 +63,7 @@ def test_a_file_that_breaks_leaves_the_index(engine: SearchEngine, collection: P
     report = engine.index(progress=False)
     assert "red/r2.png" in [s.path for s in report.skipped]
     assert "red/r2.png" not in _paths(engine, "image-text")
+    assert report.removed == 1  # it was in the index and is no longer
 
 
 def test_add_indexes_given_files_only(engine: SearchEngine, collection: Path) -> None:

@@ -34,9 +34,12 @@ def search(
 
     if query is not None and text is not None:
         raise ConfigError("give the words either as the argument or with --text, not both")
+    words = query if query is not None else text
+    if weight is not None and (words is None or (image is None and audio is None)):
+        typer.echo("note: --weight only mixes a photo or sound with words; ignored here", err=True)
     engine = SearchEngine.open(db)
     hits = engine.search(
-        text=query if query is not None else text,
+        text=words,
         image=image,
         audio=audio,
         k=k,

@@ -223,6 +223,7 @@ def _index_batch(
             if group[i].id in state:  # it changed and no longer reads: its old vector must go
                 stale.append(group[i].id)
         store.delete(space.name, stale)
+        tally.removed.update(stale)  # it left the index: say so, not only that it was skipped
         kept, shas = [], []
         for i in out.ok:
             try:
