@@ -39,6 +39,14 @@ def test_health_and_openapi(client: TestClient) -> None:
     assert {"get", "post"} <= set(paths["/search"])
 
 
+def test_the_api_docs_need_no_network(client: TestClient) -> None:
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and "/docs-static/swagger-ui-bundle.js" in docs.text
+    assert "http://" not in docs.text and "https://" not in docs.text  # nothing from a CDN
+    for name in ("swagger-ui-bundle.js", "swagger-ui.css"):
+        assert client.get(f"/docs-static/{name}").status_code == 200
+
+
 def test_the_page_and_its_files_are_served_offline(client: TestClient) -> None:
     page = client.get("/")
     assert page.status_code == 200 and "<title>polymodal search</title>" in page.text

@@ -46,7 +46,10 @@ def create_app(
         title="polymodal search",
         description="Search a media collection by text, photo, sound, or photo + text.",
         version="1",
+        docs_url=None,  # served below from local files: FastAPI's loads Swagger UI from a CDN
+        redoc_url=None,
     )
+    _offline_docs(app)
     thumbs = Thumbnails(thumbnail_folder or Path(engine.store.folder) / "thumbnails")
     static = resources.files("polymodal.serve") / "static"
 
@@ -206,6 +209,25 @@ def _path(engine: Any, item_id: str) -> Path:
         return engine.path_of(item_id)
     except InputError as err:
         raise HTTPException(404, detail=str(err)) from None
+
+
+def _offline_docs(app: FastAPI) -> None:
+    """``/docs``, the interactive API page, from the Swagger UI files installed with polymodal
+    (``swagger-ui-bundle``), so that it works on a machine with no network."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from swagger_ui_bundle import swagger_ui_path
+
+    app.mount("/docs-static", StaticFiles(directory=str(swagger_ui_path)), name="docs-static")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title} API",
+            swagger_js_url="/docs-static/swagger-ui-bundle.js",
+            swagger_css_url="/docs-static/swagger-ui.css",
+            swagger_favicon_url="/docs-static/favicon-32x32.png",
+        )
 
 
 def _checked_upload(upload: UploadFile) -> tuple[str | None, bytes, str]:
