@@ -46,6 +46,25 @@ def robustness(
     return robustness_curve(score, list(groups), len(fs), seed=seed, present=present)
 
 
+def robustness_or_reason(
+    network: Network,
+    fs: FeatureSet,
+    groups: Mapping[str, Sequence[str]],
+    target: Target,
+    *,
+    seed: int,
+) -> tuple[pd.DataFrame | None, str | None]:
+    """:func:`robustness`, or None and why not when the metric is undefined on these rows
+    (a one-class test table leaves AUROC undefined; the rest of a report still holds)."""
+    from polymodal.predict.robustness import UndefinedScoreError
+
+    try:
+        return robustness(network, fs, groups, target, seed=seed), None
+    except UndefinedScoreError:
+        metric = PRIMARY_METRIC[target.problem][0]
+        return None, f"the {metric} is undefined on these rows (for example, they hold one class)"
+
+
 def confusion(target: Target, y: np.ndarray, outputs: np.ndarray) -> tuple[list[Any], np.ndarray]:
     """Class names and the (true, predicted) count matrix."""
     k = target.n_outputs

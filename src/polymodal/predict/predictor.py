@@ -539,10 +539,12 @@ class Predictor:
         to each missing modality, attributions, and the confusion matrix or residuals, computed
         on labelled ``data`` (test data) or, right after :meth:`fit`, on the validation rows.
         """
-        from polymodal.predict.diagnostics import confusion, report_leaderboard, robustness
-        from polymodal.predict.metrics import PRIMARY_METRIC
+        from polymodal.predict.diagnostics import (
+            confusion,
+            report_leaderboard,
+            robustness_or_reason,
+        )
         from polymodal.predict.report import write_report
-        from polymodal.predict.robustness import UndefinedScoreError
 
         self._check_fitted()
         notes = list(self.notes_)
@@ -556,13 +558,8 @@ class Predictor:
         assert fs.y is not None
         target = self.target_
         outputs = network_outputs(self.network_, fs.tensors())
-        curve, why = None, None
-        try:
-            curve = robustness(self.network_, fs, self.groups_, target, seed=self.seed)
-        except UndefinedScoreError:
-            # A one-class test table leaves AUROC undefined; the rest of the report still holds.
-            metric = PRIMARY_METRIC[target.problem][0]
-            why = f"the {metric} is undefined on these rows (for example, they hold one class)"
+        curve, why = robustness_or_reason(self.network_, fs, self.groups_, target, seed=self.seed)
+        if why is not None:
             notes.append(f"robustness not computed: {why}")
         attributions = self.explain_features(fs)
         predicted = self.predictions_from(outputs)
