@@ -332,6 +332,11 @@ class Alignment(nn.Module):
         enc = encoder if encoder is not None else self.sides[name].build_encoder()
         self.sides[name].check(enc)
         if name in self.tuned:
+            if base is not None and self.sides[name].modality not in (None, Modality.TEXT):
+                from polymodal.data.paths import resolve_path
+
+                # decoded here directly, not through the cache's path handling
+                values = [str(resolve_path(v, base)) for v in values]
             return self._encode_tuned(name, enc, values)
         col, report = embed_values(enc, values, base=base, cache=cache, progress=progress)
         if report.skipped:

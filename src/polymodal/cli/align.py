@@ -103,11 +103,13 @@ def align(
 
 def report_skipped(skipped: list[tuple[int, str]], total: int, *, what: str) -> None:
     """One line with the count, then the first five rows and their reasons."""
-    if not skipped:
-        return
-    typer.echo(f"{len(skipped)} of {total} {what} skipped (a side missing or unreadable)", err=True)
-    for row, problem in skipped[:5]:
-        typer.echo(f"  row {row}: {problem}", err=True)
+    from polymodal.cli.options import print_skipped
+
+    if skipped:
+        print_skipped(
+            f"{len(skipped)} of {total} {what} skipped (a side missing or unreadable)",
+            [(f"row {row}", problem) for row, problem in skipped],
+        )
 
 
 def write_skipped(skipped: list[tuple[int, str]], folder: Path) -> Path:

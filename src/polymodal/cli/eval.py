@@ -156,12 +156,7 @@ def _space_vectors(
     the alignment fine-tuned that side's encoder, through that encoder from the cells."""
     if side not in getattr(space, "tuned", {}):
         return space.embed(side, pooled[use])
-    from polymodal.data.paths import resolve_path
-    from polymodal.modality import Modality
-
     cells = [str(v) for v in ds.frame[name].to_numpy()[use]]
-    if ds.schema.modality(name) != Modality.TEXT:  # decoded directly, so resolved here
-        cells = [str(resolve_path(c, ds.base)) for c in cells]
     return space.encode_values(side, cells, base=ds.base)
 
 
@@ -197,17 +192,17 @@ def _zeroshot_skipped(
 
 def _report_skipped(skipped: list[tuple[str, str]], total: int, most: int = 20) -> None:
     """Every skipped row and why, up to ``most`` lines, then a count by reason."""
+    from collections import Counter
+
+    from polymodal.cli.options import print_skipped
+
     if not skipped:
         return
-    typer.echo(f"{len(skipped)} of {total} rows skipped", err=True)
-    for where, why in skipped[:most]:
-        typer.echo(f"  {where}: {why}", err=True)
-    if len(skipped) > most:
-        from collections import Counter
-
-        rest = Counter(why.split(":")[0] for _, why in skipped[most:])
+    rest = print_skipped(f"{len(skipped)} of {total} rows skipped", skipped, most=most)
+    if rest:
+        counts = Counter(why.split(":")[0] for _, why in rest)
         typer.echo(
-            "  and " + ", ".join(f"{n} more {why}" for why, n in rest.most_common()), err=True
+            "  and " + ", ".join(f"{n} more {why}" for why, n in counts.most_common()), err=True
         )
 
 

@@ -92,8 +92,22 @@ def report_skipped_cells(skipped: Sequence[SkippedRow], output: Path | None = No
         with atomic_output(listed) as tmp:
             pd.DataFrame([s.__dict__ for s in skipped]).to_csv(tmp, index=False)
         where = f"; reasons in {listed}"
-    typer.echo(f"{len(skipped)} cells skipped (their modality absent){where}", err=True)
-    for s in skipped[:5]:
-        typer.echo(f"  row {s.row}, column {s.column!r}: {s.problem}", err=True)
-    if len(skipped) > 5 and listed is None:
-        typer.echo(f"  ... and {len(skipped) - 5} more", err=True)
+    rest = print_skipped(
+        f"{len(skipped)} cells skipped (their modality absent){where}",
+        [(f"row {s.row}, column {s.column!r}", s.problem) for s in skipped],
+    )
+    if rest and listed is None:
+        typer.echo(f"  ... and {len(rest)} more", err=True)
+
+
+def print_skipped(
+    headline: str, items: Sequence[tuple[str, str]], *, most: int = 5
+) -> Sequence[tuple[str, str]]:
+    """On stderr: ``headline``, then the first ``most`` (where, why) items, one a line. Returns
+    the items not shown, for the caller to sum up as it needs."""
+    import typer
+
+    typer.echo(headline, err=True)
+    for where, why in items[:most]:
+        typer.echo(f"  {where}: {why}", err=True)
+    return items[most:]
