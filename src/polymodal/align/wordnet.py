@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -93,24 +93,20 @@ class WordNet:
 
     def descendants(self, offset: int) -> set[int]:
         """Every synset below ``offset`` (hyponyms and instances, transitively), itself included."""
-        seen = {offset}
-        todo = [offset]
-        while todo:
-            for child in self.synset(todo.pop()).hyponyms:
-                if child not in seen:
-                    seen.add(child)
-                    todo.append(child)
-        return seen
+        return self._closure(offset, lambda s: s.hyponyms)
 
     def ancestors(self, offset: int) -> set[int]:
         """Every synset above ``offset`` (hypernyms, transitively), itself included."""
+        return self._closure(offset, lambda s: s.hypernyms)
+
+    def _closure(self, offset: int, step: Callable[[Synset], Iterable[int]]) -> set[int]:
         seen = {offset}
         todo = [offset]
         while todo:
-            for parent in self.synset(todo.pop()).hypernyms:
-                if parent not in seen:
-                    seen.add(parent)
-                    todo.append(parent)
+            for nxt in step(self.synset(todo.pop())):
+                if nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
         return seen
 
 
